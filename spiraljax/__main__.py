@@ -1,0 +1,3 @@
+from spiraljax.cli import main
+
+raise SystemExit(main())
