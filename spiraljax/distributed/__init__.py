@@ -1,0 +1,21 @@
+"""Distributed spiraljax on JAX meshes (SPEC §8): layouts, sharded Rank-K, gossip."""
+
+from spiraljax.distributed import rank as _rank
+from spiraljax.distributed.ameba import GossipResult, gossip
+from spiraljax.distributed.layout import MemoryReport, MeshLayout, memory_report, place
+
+topk = _rank.topk
+bottomk = _rank.bottomk
+midk = _rank.midk
+
+__all__ = [
+    "GossipResult",
+    "MemoryReport",
+    "MeshLayout",
+    "bottomk",
+    "gossip",
+    "memory_report",
+    "midk",
+    "place",
+    "topk",
+]
