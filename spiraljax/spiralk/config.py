@@ -1,0 +1,142 @@
+"""The SpiralK environment variables, read in one place.
+
+=========================  ======================================================================
+``SPIRAL_HEUR_K``          A SpiralK program applied at planning time. Its hard assignments win;
+                           its ``soft(...)`` rules bias SoftLogic. Unset or blank: no program.
+``SPIRAL_HEUR_SOFT``       ``1`` (default) use ``soft(...)`` rules (from ``SPIRAL_HEUR_K`` and the
+                           heur file); ``0`` ignore them (hard rules, the tuned table, measured
+                           priors and the fallback still apply). Any other value is an error.
+``SPIRAL_HEUR_GEN_WEIGHT`` Bonus added to the generated (tuned) table's candidate in consensus,
+                           a finite number ≥ 0; default ``0.10``.
+``SPIRAL_HEUR_FILE``       The self-rewrite rule file; default ``~/.spiraljax/heur.kdsl``.
+``SPIRAL_HEUR_ON_ERROR``   What a bad program, heur file or variable does at planning time:
+                           ``raise`` (default) raises the error (``SpiralKError`` with line,
+                           column and caret excerpt, or ``ValueError``); ``warn`` emits a
+                           :class:`SpiralKWarning` *and* logs an error on the
+                           ``spiraljax.spiralk`` logger with the full reason, then plans without
+                           the bad piece. Nothing is ever ignored silently.
+=========================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SpiralKError, SpiralKWarning
+from .parser import parse
+from .program import Program
+from .rewrite import default_heur_path
+
+__all__ = ["DEFAULT_GEN_WEIGHT", "ENV_VARS", "HeurConfig", "load_config", "report_problem"]
+
+DEFAULT_GEN_WEIGHT = 0.10
+ENV_VARS = (
+    "SPIRAL_HEUR_K",
+    "SPIRAL_HEUR_SOFT",
+    "SPIRAL_HEUR_GEN_WEIGHT",
+    "SPIRAL_HEUR_FILE",
+    "SPIRAL_HEUR_ON_ERROR",
+)
+_ON_ERROR = ("raise", "warn")
+logger = logging.getLogger("spiraljax.spiralk")
+
+
+@dataclass(frozen=True)
+class HeurConfig:
+    """The environment, validated. ``problems`` lists what was dropped in warn mode."""
+
+    program: Program | None
+    soft: bool
+    gen_weight: float
+    heur_file: Path
+    on_error: str
+    problems: tuple[str, ...] = ()
+
+
+def on_error_mode(environ: Mapping[str, str] | None = None, override: str | None = None) -> str:
+    """``override`` if given, else ``SPIRAL_HEUR_ON_ERROR`` (default ``"raise"``)."""
+    env = os.environ if environ is None else environ
+    mode = override if override is not None else env.get("SPIRAL_HEUR_ON_ERROR", "raise")
+    mode = mode.strip().lower() or "raise"
+    if mode not in _ON_ERROR:
+        raise ValueError(f"SPIRAL_HEUR_ON_ERROR={mode!r} must be one of {_ON_ERROR}")
+    return mode
+
+
+def report_problem(error: Exception, on_error: str, what: str) -> str:
+    """Raise ``error`` (``on_error="raise"``) or warn loudly and return the reason."""
+    if on_error == "raise":
+        raise error
+    reason = f"{what} ignored (SPIRAL_HEUR_ON_ERROR=warn): {error}"
+    logger.error("%s", reason)
+    warnings.warn(reason, SpiralKWarning, stacklevel=3)
+    return reason
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_env(source: str) -> Program:
+    return parse(source, filename="SPIRAL_HEUR_K")
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, *, on_error: str | None = None
+) -> HeurConfig:
+    """Read and validate the SpiralK environment variables (see module docstring).
+
+    Args:
+      environ: mapping to read instead of ``os.environ`` (tests, tools).
+      on_error: ``"raise"`` or ``"warn"``; overrides ``SPIRAL_HEUR_ON_ERROR``.
+
+    Raises:
+      SpiralKError: ``SPIRAL_HEUR_K`` does not parse (in raise mode).
+      ValueError: a malformed variable (in raise mode), or a bad ``SPIRAL_HEUR_ON_ERROR``.
+    """
+    env = os.environ if environ is None else environ
+    mode = on_error_mode(env, on_error)
+    problems: list[str] = []
+
+    program = None
+    source = env.get("SPIRAL_HEUR_K")
+    if source is not None and source.strip():
+        try:
+            program = _parse_env(source)
+        except SpiralKError as exc:
+            problems.append(report_problem(exc, mode, "SPIRAL_HEUR_K"))
+
+    soft = True
+    raw = env.get("SPIRAL_HEUR_SOFT", "1").strip()
+    if raw in ("", "1"):
+        soft = True
+    elif raw == "0":
+        soft = False
+    else:
+        err = ValueError(f"SPIRAL_HEUR_SOFT={raw!r} must be '1' or '0'")
+        problems.append(report_problem(err, mode, "SPIRAL_HEUR_SOFT"))
+
+    gen_weight = DEFAULT_GEN_WEIGHT
+    raw = env.get("SPIRAL_HEUR_GEN_WEIGHT", "").strip()
+    if raw:
+        try:
+            value = float(raw)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError
+            gen_weight = value
+        except ValueError:
+            err = ValueError(f"SPIRAL_HEUR_GEN_WEIGHT={raw!r} must be a finite number ≥ 0")
+            problems.append(report_problem(err, mode, "SPIRAL_HEUR_GEN_WEIGHT"))
+
+    return HeurConfig(
+        program=program,
+        soft=soft,
+        gen_weight=gen_weight,
+        heur_file=default_heur_path(env),
+        on_error=mode,
+        problems=tuple(problems),
+    )
