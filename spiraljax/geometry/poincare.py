@@ -1,0 +1,632 @@
+r"""Poincaré-ball model of hyperbolic space of Gaussian curvature K ≤ 0.
+
+Write c = −K ≥ 0. The ball is {x : c‖x‖² < 1}, of radius 1/√c, with the metric
+g_x = λ_x² · I where λ_x = 2 / (1 − c‖x‖²) is the conformal factor. At c = 0 every function
+reduces exactly to its Euclidean counterpart with the metric 4·I (λ ≡ 2): x ⊕ y = x + y,
+r ⊗ x = r·x, expmap(x, u) = x + u, dist(x, y) = 2‖x − y‖.
+
+Conventions (SPEC §0):
+
+* Points and tangent vectors are arrays whose last axis holds coordinates; leading axes
+  broadcast. Reductions over a point drop the coordinate axis unless ``keepdims=True``.
+* ``curvature`` is keyword-only, a scalar K ≤ 0 (Python float or array, traced allowed and
+  differentiable). A concrete K > 0 raises ``ValueError``; a traced K > 0 is clamped to 0.
+* float32 / float64 are computed as given; bfloat16 / float16 are computed in float32 and
+  cast back; integer inputs raise ``ValueError``.
+* Functions returning points project them to norm ≤ (1 − ε)/√c with ε = 4e-3 (≤ 32 bit) or
+  1e-5 (float64), as geoopt's manifold methods do.
+* No NaN/Inf, in values or gradients, for finite inputs (points inside the ball, tangent
+  vectors up to ~1e18 in float32): at the origin, at the boundary, for coincident points.
+  The transcendental functions are written as ratios of w = c‖v‖²
+  (:func:`~spiraljax.geometry.guards.tanh_ratio` and friends) so that no norm is ever divided
+  by, every formula is smooth in c, and exactly Euclidean at c = 0.
+
+Numerics differ from geoopt (``geoopt/manifolds/stereographic/math.py``) only where geoopt
+loses precision: distances and logarithms use the closed form
+‖(−x) ⊕ y‖² = ‖x − y‖² / (c‖x − y‖² + (1 − c‖x‖²)(1 − c‖y‖²)), accurate for near points and
+near the boundary, and artanh is not clamped at 1 − 1e-7.
+
+References: A. A. Ungar, *A Gyrovector Space Approach to Hyperbolic Geometry* (2008);
+O. Ganea, G. Bécigneul, T. Hofmann, *Hyperbolic Neural Networks*, NeurIPS 2018;
+M. Kochurov et al., geoopt (κ-stereographic math).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from spiraljax.geometry.guards import (
+    MIN_DENOM,
+    artanh_ratio,
+    as_float,
+    ball_eps,
+    check_same_dim,
+    clamp_min,
+    curvature_to_c,
+    is_concrete,
+    safe_sqrt,
+    tanh_ratio,
+)
+
+__all__ = [
+    "conformal_factor",
+    "dist",
+    "dist0",
+    "egrad2rgrad",
+    "expmap",
+    "expmap0",
+    "frechet_mean",
+    "geodesic",
+    "gyration",
+    "inner",
+    "logmap",
+    "logmap0",
+    "mobius_add",
+    "mobius_matvec",
+    "mobius_scalar_mul",
+    "mobius_sub",
+    "norm",
+    "pairwise_dist",
+    "project",
+    "transp",
+    "transp0",
+    "transp0back",
+    "weighted_midpoint",
+    "wrapped_normal",
+]
+
+ArrayLike = Any
+
+
+# --------------------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------------------
+
+
+def _prep(curvature, points=(), others=()):
+    """Validate and cast inputs; returns (arrays, c, out_dtype, eps)."""
+    if points:
+        check_same_dim(*points)
+    arrays, out, work = as_float(*points, *others)
+    c = curvature_to_c(curvature, work)
+    return arrays, c, out, ball_eps(out)
+
+
+# --------------------------------------------------------------------------------------
+# Private math on arrays of the working dtype; c is a scalar array (c = −K ≥ 0)
+# --------------------------------------------------------------------------------------
+
+
+def _sq(x):
+    return jnp.sum(x * x, axis=-1, keepdims=True)
+
+
+def _dot(x, y):
+    return jnp.sum(x * y, axis=-1, keepdims=True)
+
+
+def _one_minus_cx2(x2, c):
+    # 1 − c‖x‖² = 2/λ_x, kept ≥ 1e-15 so that points on (or beyond) the boundary stay finite.
+    return clamp_min(1 - c * x2)
+
+
+def _project_sq(x, x2, c, eps):
+    # Rescale x to norm (1 − ε)/√c when c‖x‖² exceeds (1 − ε)²; identity at c = 0.
+    cx2 = c * x2
+    over = cx2 > (1 - eps) ** 2
+    scale = jnp.where(over, (1 - eps) * lax.rsqrt(jnp.where(over, cx2, 1)), 1)
+    return x * scale
+
+
+def _project(x, c, eps):
+    return _project_sq(x, _sq(x), c, eps)
+
+
+def _mobius_add(x, y, c):
+    x2, y2, xy = _sq(x), _sq(y), _dot(x, y)
+    num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
+    den = 1 + 2 * c * xy + c * c * x2 * y2
+    return num / clamp_min(den)
+
+
+def _neg_add_terms(x, y, c):
+    """Terms of s = (−x) ⊕ y written with d = y − x (accurate when x ≈ y).
+
+    s = ((1 − c‖x‖²) d − c‖d‖² x) / D,  D = c‖d‖² + (1 − c‖x‖²)(1 − c‖y‖²),
+    ‖s‖² = ‖d‖²/D,  c‖s‖² = c‖d‖²/D,  1 − c‖s‖² = (1 − c‖x‖²)(1 − c‖y‖²)/D.
+    """
+    d = y - x
+    d2 = _sq(d)
+    bx = _one_minus_cx2(_sq(x), c)
+    b = bx * _one_minus_cx2(_sq(y), c)
+    den = c * d2 + b
+    return d, d2, bx, b, den
+
+
+def _dist_from_terms(d2, b, den, c):
+    # dist = (2/√c) artanh(√c‖s‖) = 2‖s‖ · artanh_ratio(c‖s‖²).
+    t = safe_sqrt(d2 / den)
+    return 2 * t * artanh_ratio(c * d2 / den, b / den)
+
+
+def _dist(x, y, c):
+    _, d2, _, b, den = _neg_add_terms(x, y, c)
+    return _dist_from_terms(d2, b, den, c)
+
+
+def _expmap0(u, c, eps):
+    return _project(tanh_ratio(c * _sq(u)) * u, c, eps)
+
+
+def _logmap0(y, c):
+    return artanh_ratio(c * _sq(y)) * y
+
+
+def _expmap(x, u, c, eps):
+    # x ⊕ tanh(√c λ_x‖u‖/2) u/(√c‖u‖) with λ_x/2 = 1/(1 − c‖x‖²).
+    bx = _one_minus_cx2(_sq(x), c)
+    v = (tanh_ratio(c * _sq(u) / (bx * bx)) / bx) * u
+    return _project(_mobius_add(x, v, c), c, eps)
+
+
+def _logmap(x, y, c):
+    # (2/λ_x) artanh(√c‖s‖) s/(√c‖s‖) = (1 − c‖x‖²) artanh_ratio(c‖s‖²) s, s = (−x) ⊕ y.
+    d, d2, bx, b, den = _neg_add_terms(x, y, c)
+    s = (bx * d - c * d2 * x) / den
+    return bx * artanh_ratio(c * d2 / den, b / den) * s
+
+
+def _mobius_scalar_mul(r, x, c, eps):
+    # tanh(r artanh(√c‖x‖)) x/(√c‖x‖) = r · a(w) · t(c r² ‖x‖² a(w)²) · x, w = c‖x‖².
+    x2 = _sq(x)
+    ar = artanh_ratio(c * x2)
+    return _project(r * ar * tanh_ratio(c * r * r * x2 * ar * ar) * x, c, eps)
+
+
+def _matmul(m, x):
+    if m.ndim == 2:
+        return x @ m.T
+    return jnp.einsum("...ij,...j->...i", m, x)
+
+
+def _mobius_matvec(m, x, c, eps):
+    # (1/√c) tanh(‖Mx‖/‖x‖ artanh(√c‖x‖)) Mx/‖Mx‖ = a(w) · t(c‖Mx‖² a(w)²) · Mx.
+    mx = _matmul(m, x)
+    ar = artanh_ratio(c * _sq(x))
+    return _project(ar * tanh_ratio(c * _sq(mx) * ar * ar) * mx, c, eps)
+
+
+def _gyration(a, b, u, c):
+    # geoopt's closed form with κ = −c: gyr[a,b]u = u + 2(α a + β b)/δ.
+    a2, b2, ab = _sq(a), _sq(b), _dot(a, b)
+    au, bu = _dot(a, u), _dot(b, u)
+    c2 = c * c
+    alpha = -c2 * au * b2 + c * bu + 2 * c2 * ab * bu
+    beta = -c2 * bu * a2 - c * au
+    delta = 1 + 2 * c * ab + c2 * a2 * b2
+    return u + 2 * (alpha * a + beta * b) / clamp_min(delta)
+
+
+def _transp(x, y, v, c):
+    # P_{x→y} v = gyr[y, −x] v · λ_x/λ_y,  λ_x/λ_y = (1 − c‖y‖²)/(1 − c‖x‖²).
+    ratio = _one_minus_cx2(_sq(y), c) / _one_minus_cx2(_sq(x), c)
+    return _gyration(y, -x, v, c) * ratio
+
+
+def _geodesic(t, x, y, c, eps):
+    d, d2, bx, _, den = _neg_add_terms(x, y, c)
+    s = (bx * d - c * d2 * x) / den
+    return _project(_mobius_add(x, _mobius_scalar_mul(t, s, c, eps), c), c, eps)
+
+
+def _normalize_axis(axis: int, ndim: int) -> int:
+    if not -ndim <= axis < ndim or axis % ndim == ndim - 1:
+        raise ValueError(
+            f"axis={axis} must index a point axis of xs (ndim {ndim}), not the coordinate axis"
+        )
+    return axis % ndim
+
+
+def _weights_expanded(weights, xs, axis):
+    if weights is None:
+        return jnp.ones((*xs.shape[:-1], 1), xs.dtype)
+    target = xs.shape[:-1]
+    try:
+        jnp.broadcast_shapes(weights.shape, target)
+    except ValueError:
+        raise ValueError(
+            f"weights of shape {weights.shape} do not broadcast to the point axes {target} of xs"
+        ) from None
+    return weights[..., None]
+
+
+def _weighted_midpoint(xs, w, c, eps, axis):
+    gamma = 2 / _one_minus_cx2(_sq(xs), c)
+    num = jnp.sum(gamma * w * xs, axis=axis, keepdims=True)
+    den = jnp.sum((gamma - 1) * w, axis=axis, keepdims=True)
+    # Sign-preserving clamp |den| ≥ 1e-10 (geoopt's clamp_abs), for cancelling weights.
+    den = jnp.where(jnp.abs(den) < 1e-10, jnp.where(den < 0, -1e-10, 1e-10), den)
+    return _mobius_scalar_mul(jnp.asarray(0.5, xs.dtype), num / den, c, eps)
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+
+
+def project(x: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Clip points into the open ball: x ↦ x · min(1, (1 − ε)/(√c‖x‖)).
+
+    ε = 4e-3 for ≤ 32-bit dtypes, 1e-5 for float64. Identity at c = 0. The norm is computed
+    with max-abs scaling, so finite inputs of any size (e.g. 1e30 in float32) project
+    correctly.
+
+    Args:
+      x: points, shape ``(..., d)``.
+      curvature: K ≤ 0.
+
+    Returns:
+      Array of the shape and dtype of ``x``.
+    """
+    (x,), c, out, eps = _prep(curvature, others=(("x", x),))
+    if x.ndim == 0:
+        raise ValueError("x must have a coordinate axis, got a scalar")
+    m = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+    m = jnp.where(m > 0, m, 1)
+    # ‖x‖² = m²‖x/m‖²; c·‖x‖² computed as (√c m)²‖x/m‖² would overflow anyway, so compare
+    # in the scaled domain: over ⇔ c m² ‖x/m‖² > (1 − ε)².
+    xs = x / m
+    xs2 = _sq(xs)
+    lim = (1 - eps) / m  # radius bound scaled by 1/m, compared against √c‖x/m‖
+    cxs2 = c * xs2
+    over = cxs2 > lim * lim
+    scale = jnp.where(over, lim * lax.rsqrt(jnp.where(over, cxs2, 1)), 1)
+    return (x * scale).astype(out)
+
+
+def conformal_factor(
+    x: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False
+) -> jax.Array:
+    """λ_x = 2 / (1 − c‖x‖²) (denominator clamped at 1e-15). Shape ``(...)`` (or ``(..., 1)``)."""
+    (x,), c, out, _ = _prep(curvature, points=(("x", x),))
+    lam = 2 / _one_minus_cx2(_sq(x), c)
+    return (lam if keepdims else lam[..., 0]).astype(out)
+
+
+def mobius_add(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Möbius addition x ⊕ y (Ungar 2008), projected into the ball.
+
+    x ⊕ y = ((1 + 2c⟨x,y⟩ + c‖y‖²) x + (1 − c‖x‖²) y) / (1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖²).
+
+    Shapes ``(..., d)`` broadcast; result has the broadcast shape.
+    """
+    (x, y), c, out, eps = _prep(curvature, points=(("x", x), ("y", y)))
+    return _project(_mobius_add(x, y, c), c, eps).astype(out)
+
+
+def mobius_sub(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Möbius subtraction x ⊖ y = x ⊕ (−y)."""
+    (x, y), c, out, eps = _prep(curvature, points=(("x", x), ("y", y)))
+    return _project(_mobius_add(x, -y, c), c, eps).astype(out)
+
+
+def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Möbius scalar multiplication r ⊗ x = (1/√c) tanh(r · artanh(√c‖x‖)) · x/‖x‖.
+
+    Args:
+      r: scalar, or array broadcasting against ``x[..., :1]`` (one factor per point).
+      x: points ``(..., d)``.
+
+    r ⊗ x = r·x at c = 0; (r₁ + r₂) ⊗ x = r₁ ⊗ x ⊕ r₂ ⊗ x; n ⊗ x = x ⊕ … ⊕ x.
+    """
+    (x, r), c, out, eps = _prep(curvature, others=(("x", x), ("r", r)))
+    if x.ndim == 0:
+        raise ValueError("x must have a coordinate axis, got a scalar")
+    return _mobius_scalar_mul(r, x, c, eps).astype(out)
+
+
+def mobius_matvec(m: ArrayLike, x: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Möbius matrix-vector product M ⊗ x = exp₀(M log₀(x)) (Ganea et al. 2018, eq. 27).
+
+    M ⊗ x = (1/√c) tanh(‖Mx‖/‖x‖ · artanh(√c‖x‖)) · Mx/‖Mx‖, and 0 when Mx = 0.
+
+    Args:
+      m: matrix ``(out, in)`` (or a batch ``(..., out, in)``).
+      x: points ``(..., in)``.
+
+    Returns:
+      Points ``(..., out)``.
+    """
+    m_arr = jnp.asarray(m)
+    if m_arr.ndim < 2:
+        raise ValueError(f"m must be a matrix (..., out, in), got shape {m_arr.shape}")
+    x_shape = np.shape(x)
+    if len(x_shape) == 0 or x_shape[-1] != m_arr.shape[-1]:
+        raise ValueError(
+            f"x has coordinate axis of size {x_shape[-1] if x_shape else None}, "
+            f"but m expects {m_arr.shape[-1]} (m has shape {m_arr.shape})"
+        )
+    (x, m_arr), c, out, eps = _prep(curvature, others=(("x", x), ("m", m_arr)))
+    return _mobius_matvec(m_arr, x, c, eps).astype(out)
+
+
+def gyration(a: ArrayLike, b: ArrayLike, u: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Gyration gyr[a, b] u = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ u)), in geoopt's closed form.
+
+    gyr[a,b]u = u + 2(α a + β b)/δ with α = −c²⟨a,u⟩‖b‖² + c⟨b,u⟩ + 2c²⟨a,b⟩⟨b,u⟩,
+    β = −c²⟨b,u⟩‖a‖² − c⟨a,u⟩, δ = 1 + 2c⟨a,b⟩ + c²‖a‖²‖b‖². A linear isometry in u.
+    """
+    (a, b, u), c, out, _ = _prep(curvature, points=(("a", a), ("b", b), ("u", u)))
+    return _gyration(a, b, u, c).astype(out)
+
+
+def expmap(x: ArrayLike, u: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Exponential map exp_x(u) = x ⊕ tanh(√c λ_x‖u‖/2) u/(√c‖u‖), projected.
+
+    x: points ``(..., d)``; u: tangent vectors at x ``(..., d)`` (any size: huge u lands
+    on the projection boundary).
+    """
+    (x, u), c, out, eps = _prep(curvature, points=(("x", x), ("u", u)))
+    return _expmap(x, u, c, eps).astype(out)
+
+
+def logmap(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Logarithmic map log_x(y) = (2/(√c λ_x)) artanh(√c‖s‖) s/‖s‖ with s = (−x) ⊕ y.
+
+    Inverse of :func:`expmap`; ‖log_x(y)‖_x = dist(x, y). Tangent vectors ``(..., d)``.
+    """
+    (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
+    return _logmap(x, y, c).astype(out)
+
+
+def expmap0(u: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """exp₀(u) = tanh(√c‖u‖) u/(√c‖u‖), projected. Shape of ``u``."""
+    (u,), c, out, eps = _prep(curvature, points=(("u", u),))
+    return _expmap0(u, c, eps).astype(out)
+
+
+def logmap0(y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """log₀(y) = artanh(√c‖y‖) y/(√c‖y‖). Shape of ``y``."""
+    (y,), c, out, _ = _prep(curvature, points=(("y", y),))
+    return _logmap0(y, c).astype(out)
+
+
+def dist(
+    x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False
+) -> jax.Array:
+    """Geodesic distance d(x, y) = (2/√c) artanh(√c‖(−x) ⊕ y‖).
+
+    Computed from ‖(−x) ⊕ y‖² = ‖x − y‖²/(c‖x − y‖² + (1 − c‖x‖²)(1 − c‖y‖²)) and
+    artanh(√w) = log1p(√w) − ½ log(1 − w) with 1 − w known exactly, so it is accurate to the
+    dtype's precision for near points and near the boundary. Gradient 0 at x = y.
+
+    Returns:
+      Shape ``broadcast(x, y).shape[:-1]`` (``keepdims`` keeps a trailing 1).
+    """
+    (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
+    d = _dist(x, y, c)
+    return (d if keepdims else d[..., 0]).astype(out)
+
+
+def dist0(x: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False) -> jax.Array:
+    """Distance to the origin d(0, x) = (2/√c) artanh(√c‖x‖). Shape ``(...)``."""
+    (x,), c, out, _ = _prep(curvature, points=(("x", x),))
+    x2 = _sq(x)
+    d = 2 * safe_sqrt(x2) * artanh_ratio(c * x2)
+    return (d if keepdims else d[..., 0]).astype(out)
+
+
+def pairwise_dist(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """All distances between two point sets, (n, d), (m, d) → (n, m); leading axes batch.
+
+    Uses ‖x_i − y_j‖² = ‖x_i‖² + ‖y_j‖² − 2⟨x_i, y_j⟩ (one matrix product) and the closed
+    form of :func:`dist`, so memory is O(n·m) — no (n, m, d) intermediate. The expansion
+    cancels for near points: the absolute error of d(x_i, y_j) is about
+    2·√(ε_mach·(‖x_i‖² + ‖y_j‖²)/((1 − c‖x_i‖²)(1 − c‖y_j‖²))) (≈ 1e-3 for unit-scale float32
+    points, ≈ 3e-8 in float64); use :func:`dist` when near-point accuracy matters.
+    """
+    (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
+    if x.ndim < 2 or y.ndim < 2:
+        raise ValueError(
+            f"pairwise_dist expects point sets (..., n, d) and (..., m, d), "
+            f"got shapes {x.shape} and {y.shape}"
+        )
+    x2 = _sq(x)  # (..., n, 1)
+    y2 = jnp.swapaxes(_sq(y), -1, -2)  # (..., 1, m)
+    xy = x @ jnp.swapaxes(y, -1, -2)  # (..., n, m)
+    d2 = jnp.maximum(x2 + y2 - 2 * xy, 0)
+    b = _one_minus_cx2(x2, c) * _one_minus_cx2(y2, c)
+    den = c * d2 + b
+    return _dist_from_terms(d2, b, den, c).astype(out)
+
+
+def egrad2rgrad(x: ArrayLike, g: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Riemannian gradient from a Euclidean one: g / λ_x² = g · (1 − c‖x‖²)²/4."""
+    (x, g), c, out, _ = _prep(curvature, points=(("x", x), ("g", g)))
+    b = 1 - c * _sq(x)
+    return (g * (b * b / 4)).astype(out)
+
+
+def inner(
+    x: ArrayLike,
+    u: ArrayLike,
+    v: ArrayLike | None = None,
+    *,
+    curvature: ArrayLike = -1.0,
+    keepdims: bool = False,
+) -> jax.Array:
+    """Riemannian inner product ⟨u, v⟩_x = λ_x² ⟨u, v⟩ (v defaults to u). Shape ``(...)``."""
+    if v is None:
+        v = u
+    (x, u, v), c, out, _ = _prep(curvature, points=(("x", x), ("u", u), ("v", v)))
+    lam = 2 / _one_minus_cx2(_sq(x), c)
+    r = lam * lam * _dot(u, v)
+    return (r if keepdims else r[..., 0]).astype(out)
+
+
+def norm(
+    x: ArrayLike, u: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False
+) -> jax.Array:
+    """Riemannian norm ‖u‖_x = λ_x ‖u‖ (gradient 0 at u = 0). Shape ``(...)``."""
+    (x, u), c, out, _ = _prep(curvature, points=(("x", x), ("u", u)))
+    r = 2 / _one_minus_cx2(_sq(x), c) * safe_sqrt(_sq(u))
+    return (r if keepdims else r[..., 0]).astype(out)
+
+
+def transp(x: ArrayLike, y: ArrayLike, v: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Parallel transport of v ∈ T_x along the geodesic to y: gyr[y, −x] v · λ_x/λ_y.
+
+    Preserves the metric: ⟨P u, P v⟩_y = ⟨u, v⟩_x.
+    """
+    (x, y, v), c, out, _ = _prep(curvature, points=(("x", x), ("y", y), ("v", v)))
+    return _transp(x, y, v, c).astype(out)
+
+
+def transp0(y: ArrayLike, v: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Parallel transport from the origin to y: v · λ₀/λ_y = v · (1 − c‖y‖²)."""
+    (y, v), c, out, _ = _prep(curvature, points=(("y", y), ("v", v)))
+    return (v * (1 - c * _sq(y))).astype(out)
+
+
+def transp0back(x: ArrayLike, v: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Parallel transport from x back to the origin: v · λ_x/λ₀ = v / (1 − c‖x‖²)."""
+    (x, v), c, out, _ = _prep(curvature, points=(("x", x), ("v", v)))
+    return (v / _one_minus_cx2(_sq(x), c)).astype(out)
+
+
+def geodesic(t: ArrayLike, x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+    """Point at fraction t of the geodesic from x to y: γ(t) = x ⊕ (t ⊗ ((−x) ⊕ y)).
+
+    γ(0) = x, γ(1) = y, d(x, γ(t)) = |t| d(x, y). ``t`` is a scalar or broadcasts against
+    ``x[..., :1]``.
+    """
+    (x, y, t), c, out, eps = _prep(curvature, points=(("x", x), ("y", y)), others=(("t", t),))
+    return _geodesic(t, x, y, c, eps).astype(out)
+
+
+def weighted_midpoint(
+    xs: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    curvature: ArrayLike = -1.0,
+    axis: int = -2,
+) -> jax.Array:
+    """Weighted gyro-midpoint (Ungar 2008, Möbius form of the Einstein midpoint).
+
+    m = ½ ⊗ (Σᵢ wᵢ λᵢ xᵢ / Σᵢ wᵢ (λᵢ − 1)),  λᵢ = λ_{xᵢ}; the weighted mean at c = 0.
+
+    Args:
+      xs: points ``(..., n, ...,  d)``; ``axis`` indexes the points being averaged.
+      weights: ``None`` (uniform) or an array broadcasting to ``xs.shape[:-1]``.
+      axis: point axis to reduce (never the coordinate axis), default ``-2``.
+
+    Returns:
+      ``xs`` with ``axis`` removed.
+    """
+    named = [("xs", xs)] + ([] if weights is None else [("weights", weights)])
+    arrays, c, out, eps = _prep(curvature, others=named)
+    xs = arrays[0]
+    if xs.ndim < 2:
+        raise ValueError(f"xs must have shape (..., n, d), got {xs.shape}")
+    ax = _normalize_axis(axis, xs.ndim)
+    w = _weights_expanded(None if weights is None else arrays[1], xs, ax)
+    m = _weighted_midpoint(xs, w, c, eps, ax)
+    return jnp.squeeze(m, axis=ax).astype(out)
+
+
+def frechet_mean(
+    xs: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    curvature: ArrayLike = -1.0,
+    axis: int = -2,
+    maxiter: int = 100,
+    tol: float | None = None,
+) -> jax.Array:
+    """Weighted Fréchet (Karcher) mean argmin_μ Σᵢ wᵢ d(μ, xᵢ)², by Riemannian descent.
+
+    Starts at the :func:`weighted_midpoint` and iterates
+    μ ← exp_μ(η · Σᵢ wᵢ log_μ(xᵢ) / Σᵢ wᵢ),  η = 1/L,  L = Σᵢ wᵢ h(√c d(μ, xᵢ)) / Σᵢ wᵢ,
+    h(z) = z coth z, an upper bound on the Hessian of ½ d² in a space of curvature −c
+    (so each step decreases the objective). Runs ``maxiter`` steps under ``lax.scan``; each
+    mean is frozen once its step has Riemannian length < ``tol`` (default 10·ε_mach), so the
+    result is differentiable (reverse mode through the unrolled iterations) and jit/vmap-able.
+    Exactly the weighted mean at c = 0. Weights must be non-negative with a positive sum.
+
+    Returns:
+      ``xs`` with ``axis`` removed.
+    """
+    if not isinstance(maxiter, int | np.integer) or maxiter < 0:
+        raise ValueError(f"maxiter={maxiter!r} must be a non-negative int")
+    named = [("xs", xs)] + ([] if weights is None else [("weights", weights)])
+    arrays, c, out, eps = _prep(curvature, others=named)
+    xs = arrays[0]
+    if xs.ndim < 2:
+        raise ValueError(f"xs must have shape (..., n, d), got {xs.shape}")
+    ax = _normalize_axis(axis, xs.ndim)
+    w = _weights_expanded(None if weights is None else arrays[1], xs, ax)
+    w = jnp.broadcast_to(w, (*xs.shape[:-1], 1))
+    wsum = clamp_min(jnp.sum(w, axis=ax, keepdims=True), MIN_DENOM)
+    if tol is None:
+        tol = 10 * float(jnp.finfo(xs.dtype).eps)
+    elif is_concrete(tol) and not float(tol) >= 0:
+        raise ValueError(f"tol={tol} must be >= 0")
+
+    def step(mu, _):
+        logs = _logmap(mu, xs, c)
+        grad = jnp.sum(w * logs, axis=ax, keepdims=True) / wsum
+        d = _dist(mu, xs, c)
+        lip = jnp.sum(w / tanh_ratio(c * d * d), axis=ax, keepdims=True) / wsum
+        v = grad / clamp_min(lip, 1.0)
+        length = 2 / _one_minus_cx2(_sq(mu), c) * safe_sqrt(_sq(v))
+        new = _expmap(mu, v, c, eps)
+        return jnp.where(length < tol, mu, new), None
+
+    mu0 = _weighted_midpoint(xs, w, c, eps, ax)
+    mu, _ = lax.scan(step, mu0, None, length=maxiter)
+    return jnp.squeeze(mu, axis=ax).astype(out)
+
+
+def wrapped_normal(
+    key: jax.Array,
+    mean: ArrayLike,
+    scale: ArrayLike,
+    shape: tuple[int, ...] | None = None,
+    *,
+    curvature: ArrayLike = -1.0,
+) -> jax.Array:
+    """Sample the wrapped normal distribution on the ball (Nagano et al. 2019; Mathieu et al.
+    2019): v ~ N(0, scale²·I) in T₀, transported to the mean and mapped by exp_mean:
+
+    z = exp_μ(P_{0→μ} v) = exp_μ((1 − c‖μ‖²) v).
+
+    Args:
+      key: PRNG key.
+      mean: points ``(..., d)``.
+      scale: standard deviation(s) ≥ 0, broadcasting against ``shape + (d,)``.
+      shape: batch shape of the samples, broadcast-compatible with ``mean.shape[:-1]``
+        (as in ``jax.random.multivariate_normal``); default ``mean.shape[:-1]``.
+
+    Returns:
+      Points of shape ``shape + (d,)`` and the dtype of ``mean``.
+    """
+    (mean, scale), c, out, eps = _prep(curvature, others=(("mean", mean), ("scale", scale)))
+    if mean.ndim == 0:
+        raise ValueError("mean must have a coordinate axis, got a scalar")
+    if is_concrete(scale) and np.any(np.asarray(scale) < 0):
+        raise ValueError(f"scale={np.asarray(scale)} must be >= 0")
+    batch = mean.shape[:-1] if shape is None else tuple(shape)
+    try:
+        batch = jnp.broadcast_shapes(batch, mean.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"shape={shape} is not broadcast-compatible with mean's batch shape {mean.shape[:-1]}"
+        ) from None
+    v = jax.random.normal(key, batch + mean.shape[-1:], dtype=mean.dtype) * scale
+    u = v * (1 - c * _sq(mean))
+    return _expmap(jnp.broadcast_to(mean, v.shape), u, c, eps).astype(out)
