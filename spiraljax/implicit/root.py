@@ -107,8 +107,8 @@ def _zero_tangent(x):
 
 
 def _check_same_structure(out, sol):
-    so = jax.tree.map(lambda a: (tuple(jnp.shape(a))), out)
-    ss = jax.tree.map(lambda a: (tuple(jnp.shape(a))), sol)
+    so = jax.tree.map(lambda a: tuple(jnp.shape(a)), out)
+    ss = jax.tree.map(lambda a: tuple(jnp.shape(a)), sol)
     if jax.tree.structure(out) != jax.tree.structure(sol) or so != ss:
         raise ValueError(
             f"optimality_fn returned structure {so} but the solution has {ss}; "

@@ -1,4 +1,4 @@
-"""Matrix-free linear solvers over pytrees: ``cg``, ``normal_cg``, ``gmres``, ``bicgstab``, ``neumann``.
+"""Matrix-free linear solvers over pytrees: cg, normal_cg, gmres, bicgstab, neumann.
 
 Every solver solves ``A x = b`` where ``A`` is a linear operator given either as a callable
 ``matvec(x) -> A x`` acting on pytrees shaped like ``b`` (the matrix-free form; nothing ever
@@ -83,7 +83,7 @@ def _sub(x, y):
 
 def _axpy(a, x, y):
     """a·x + y with a scalar a cast to each leaf's dtype."""
-    return jax.tree.map(lambda xi, yi: (a.astype(xi.dtype) * xi + yi), x, y)
+    return jax.tree.map(lambda xi, yi: a.astype(xi.dtype) * xi + yi, x, y)
 
 
 def _scale(a, x):
@@ -154,7 +154,8 @@ def _check_square(matvec, b, name: str = "A"):
     try:
         out = jax.eval_shape(matvec, b)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} cannot be applied to b with structure {_struct(b)}: {err}") from err
+        msg = f"{name} cannot be applied to b with structure {_struct(b)}: {err}"
+        raise ValueError(msg) from err
     in_struct, out_struct = jax.tree.structure(b), jax.tree.structure(out)
     in_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(b)]
     out_shapes = [tuple(leaf.shape) for leaf in jax.tree.leaves(out)]
@@ -293,7 +294,8 @@ def normal_cg(
             raise ValueError(f"A has shape {A.shape}; a 2-D array or a callable is required")
         if not isinstance(b, jax.Array) or b.shape[0] != A.shape[0]:
             raise ValueError(
-                f"A has shape {A.shape} but b has structure {_struct(b)}; b must be ({A.shape[0]},...)"
+                f"A has shape {A.shape} but b has structure {_struct(b)}; "
+                f"b must have shape ({A.shape[0]}, ...)"
             )
         x_example = jnp.zeros((A.shape[1], *b.shape[1:]), _result_dtype(b))
     else:
@@ -481,7 +483,8 @@ def gmres(
             g = jnp.where(hn == 0, g.at[j + 1].set(0), g)
             return j + 1, V, H, cs, sn, g
 
-        j, V, H, cs, sn, g = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), V, H, cs, sn, g))
+        j0 = jnp.asarray(0, jnp.int32)
+        j, V, H, cs, sn, g = lax.while_loop(cond, body, (j0, V, H, cs, sn, g))
         idx = jnp.arange(m)
         active = idx < j
         R = jnp.where(active[:, None] & active[None, :], H[:m], jnp.eye(m, dtype=dtype))
