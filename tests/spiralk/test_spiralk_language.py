@@ -8,26 +8,6 @@ import pytest
 
 from spiraljax.spiralk import FIELDS, Program, SoftRule, SpiralKError, parse, parse_expression
 
-# The seed README's SPIRAL_HEUR_K program, verbatim (seeds/003, "Heuristics (SpiralK)").
-SEED_README_PROGRAM = """
-  # mk: 0=bitonic, 1=shared, 2=warp (subgroup path on WGPU)
-  mk:   sel(sg && (k<=128), 2, sel(k<=2048, 1, 0));
-  # mkd: sub-strategy (auto/heap/kway/bitonic/warp_heap/warp_bitonic)
-  mkd:  sel(mk==2,4, sel(mk==1,1,3));
-  # TopK sweeping tile
-  tile: sel(log2(c)>15.0, 2048,
-        sel(log2(c)>13.0, 1024,
-        sel(log2(c)>12.0,  512, 256)));
-  # Mid/Bottom compaction tile
-  ctile: sel(tile>=1024, tile/2, tile);
-
-  # Soft hints (gently bias the solver)
-  soft(mk,   2, 0.25, sg && (k<=128));
-  soft(mk,   1, 0.20, (k>128)&&(k<=2048));
-  soft(tile, 2048, 0.20, log2(c)>15.0);
-  soft(tile, 1024, 0.15, (log2(c)>13.0)&&(log2(c)<=15.0));
-"""
-
 # The shorter example in the seed's PyTorch-migration guide (seeds/000).
 SEED_GUIDE_PROGRAM = """
   mk: sel(sg && (k<=128), 2, sel(k<=2048, 1, 0));
@@ -85,8 +65,8 @@ SEED_CASES = [
 
 
 @pytest.mark.parametrize(("ctx", "hard", "soft"), SEED_CASES)
-def test_seed_readme_program_by_hand(ctx, hard, soft):
-    out = parse(SEED_README_PROGRAM, filename="SPIRAL_HEUR_K").evaluate(**ctx, kind="topk")
+def test_seed_readme_program_by_hand(seed_readme_program, ctx, hard, soft):
+    out = parse(seed_readme_program, filename="SPIRAL_HEUR_K").evaluate(**ctx, kind="topk")
     assert out.hard == hard
     assert list(out.hard) == ["mk", "mkd", "tile", "ctile"]
     assert all(type(v) is int for v in out.hard.values())
@@ -102,8 +82,8 @@ def test_seed_guide_program():
     assert out.hard == {"mk": 2, "tile": 1024}
 
 
-def test_seed_program_soft_rule_origins_name_lines():
-    out = parse(SEED_README_PROGRAM, filename="SPIRAL_HEUR_K").evaluate(
+def test_seed_program_soft_rule_origins_name_lines(seed_readme_program):
+    out = parse(seed_readme_program, filename="SPIRAL_HEUR_K").evaluate(
         rows=512, cols=65536, k=128, sg=True
     )
     # soft(mk, 2, ...) is on line 14 of the program text (line 1 is the empty first line).
@@ -371,8 +351,8 @@ def test_bad_context_values(name, value):
         parse("wg: 1").evaluate(kind=3)
 
 
-def test_render_round_trip_and_canonical_form():
-    prog = parse(SEED_README_PROGRAM)
+def test_render_round_trip_and_canonical_form(seed_readme_program):
+    prog = parse(seed_readme_program)
     text = prog.render()
     assert parse(text) == prog
     assert parse(text).render() == text
