@@ -120,7 +120,7 @@ class _Scorer:
             if not isinstance(rule, SoftRule):
                 raise ValueError(f"rules must be SoftRule objects, got {rule!r}")
             if not math.isfinite(rule.weight):
-                raise ValueError(f"rule {rule.text} has non-finite weight {rule.weight!r}")
+                raise ValueError(f"rule {rule!r} has non-finite weight {rule.weight!r}")
             vals = domain.get(rule.field)
             i = -1 if vals is None else _index(vals, rule.value)
             if i < 0:
