@@ -1,0 +1,92 @@
+"""Execute the Python examples of the documentation, page by page.
+
+Every fenced block whose info string is ``python`` (or ``{.python ...}``) is executed, in
+page order, in one fresh interpreter per page (so a page's examples build on each other,
+and each page starts as a user pasting into a new Python session would). Blocks marked
+``{.python .no-run}`` are illustrations of *other* libraries (SpiralTorch, geoopt,
+jaxopt, PyTorch-only code) and are skipped.
+
+Usage::
+
+    python docs/_tools/run_snippets.py            # every page under docs/
+    python docs/_tools/run_snippets.py -v docs/getting-started.md   # -v: show output
+
+Exit status 1 when any page fails; the failing block and its traceback are printed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)\s*(?P<info>[^\n]*)$")
+
+
+def blocks(text: str) -> list[tuple[int, str]]:
+    """(line number, code) of every runnable Python block in ``text``."""
+    out: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, fence, info = m.group("indent"), m.group("fence"), m.group("info").strip()
+        start = i + 1
+        j = start
+        while j < len(lines) and not lines[j].strip().startswith(fence):
+            j += 1
+        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[start:j]]
+        classes = info.replace("{", " ").replace("}", " ").split()
+        lang = classes[0].lstrip(".") if classes else ""
+        if lang == "python" and ".no-run" not in classes and "no-run" not in classes:
+            out.append((start + 1, "\n".join(body)))
+        i = j + 1
+    return out
+
+
+def program(page: Path) -> str | None:
+    found = blocks(page.read_text(encoding="utf-8"))
+    if not found:
+        return None
+    parts = []
+    for line, code in found:
+        parts.append(f"# --- {page.name}:{line}\n__block__ = {line}\n{code}\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    verbose = "-v" in argv
+    argv = [a for a in argv if a != "-v"]
+    pages = [Path(a).resolve() for a in argv] or sorted(DOCS.rglob("*.md"))
+    failed = []
+    for page in pages:
+        src = program(page)
+        if src is None:
+            continue
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", src], capture_output=True, text=True, cwd=DOCS.parent
+        )
+        dt = time.perf_counter() - t0
+        status = "ok" if proc.returncode == 0 else "FAILED"
+        print(f"{status:6} {dt:6.1f}s  {page.relative_to(DOCS.parent)}")
+        if verbose and proc.returncode == 0:
+            print(proc.stdout)
+        if proc.returncode != 0:
+            failed.append(page)
+            print(proc.stdout[-3000:])
+            print(proc.stderr[-6000:])
+    if failed:
+        print(f"{len(failed)} page(s) failed: {', '.join(str(p) for p in failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
