@@ -50,7 +50,9 @@ def wilson_interval(successes: int, trials: int, *, z: float = 1.96) -> tuple[fl
 
         center = (p̂ + z²/(2n)) / (1 + z²/n)
         half   = z / (1 + z²/n) · sqrt(p̂(1 − p̂)/n + z²/(4n²))
-        (lower, upper) = (center − half, center + half), clipped to [0, 1]
+        (lower, upper) = (center − half, center + half)
+
+    (exactly 0 for s = 0 and 1 for s = n, as the formula gives in exact arithmetic).
 
     Reference: E. B. Wilson, "Probable inference, the law of succession, and statistical
     inference", JASA 22 (1927) 209–212. ``z = 1.96`` is the two-sided 95 % level.
@@ -76,7 +78,11 @@ def wilson_interval(successes: int, trials: int, *, z: float = 1.96) -> tuple[fl
     denom = 1.0 + z2 / n
     center = (p + z2 / (2.0 * n)) / denom
     half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
-    return max(0.0, center - half), min(1.0, center + half)
+    # center == half exactly when s = 0 (and center + half == 1 when s = n); rounding
+    # would leave ±1e-17, so the exact values are returned there.
+    lower = 0.0 if successes == 0 else max(0.0, center - half)
+    upper = 1.0 if successes == trials else min(1.0, center + half)
+    return lower, upper
 
 
 def _check_assignment(name: str, assignment: Mapping) -> dict[str, int | bool]:
