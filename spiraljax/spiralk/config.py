@@ -63,10 +63,11 @@ class HeurConfig:
 def on_error_mode(environ: Mapping[str, str] | None = None, override: str | None = None) -> str:
     """``override`` if given, else ``SPIRAL_HEUR_ON_ERROR`` (default ``"raise"``)."""
     env = os.environ if environ is None else environ
-    mode = override if override is not None else env.get("SPIRAL_HEUR_ON_ERROR", "raise")
-    mode = mode.strip().lower() or "raise"
+    name = "on_error" if override is not None else "SPIRAL_HEUR_ON_ERROR"
+    raw = override if override is not None else env.get("SPIRAL_HEUR_ON_ERROR", "raise")
+    mode = str(raw).strip().lower() or "raise"
     if mode not in _ON_ERROR:
-        raise ValueError(f"SPIRAL_HEUR_ON_ERROR={mode!r} must be one of {_ON_ERROR}")
+        raise ValueError(f"{name}={raw!r} must be one of {_ON_ERROR}")
     return mode
 
 

@@ -11,8 +11,9 @@ Policy (SPEC §7):
    * **table**: the generated (tuned) table entry, its missing fields completed by
      SoftLogic, scored with the same objective plus ``gen_weight``
      (``SPIRAL_HEUR_GEN_WEIGHT``, default 0.10);
-   * **rewrite**: the SoftLogic optimum over the adopted self-rewrite rules alone,
-     scored with the full objective;
+   * **rewrite**: the fields the adopted self-rewrite rules speak about set to the
+     optimum of those rules alone, the other fields completed by SoftLogic, scored
+     with the full objective;
 
    every candidate scored by the one SoftLogic objective ``S(a)`` so they compare.
    Equal scores prefer rewrite, then table, then soft (measured evidence first).
@@ -183,7 +184,12 @@ def consensus(
             candidates.append(rescore("table", best.assignment, float(gen_weight)))
 
     if _rules_bite(rewrite_rules, dom):
-        best = solve_soft(rewrite_rules, dom, fixed=fixed, **kw).best
+        # The fields the rewrite rules speak about take their rewrite-optimal values;
+        # the rest is completed by the full objective (as for the table entry).
+        spoken = {r.field for r in rewrite_rules if r.field in dom and r.weight != 0.0}
+        rewrite_best = solve_soft(rewrite_rules, dom, fixed=fixed, **kw).best.assignment
+        pinned = {**{f: rewrite_best[f] for f in spoken}, **fixed}
+        best = solve_soft(all_rules, dom, fixed=pinned, **kw).best
         candidates.append(rescore("rewrite", best.assignment))
 
     if not candidates:
@@ -214,6 +220,17 @@ def consensus(
         gen_weight=float(gen_weight),
         notes=tuple(notes),
     )
+
+
+_STORES: dict[str, HeurStore] = {}
+
+
+def _store_for(path) -> HeurStore:
+    # One store per path, so its parse cache survives across planning calls.
+    key = str(path)
+    if key not in _STORES:
+        _STORES[key] = HeurStore(path)
+    return _STORES[key]
 
 
 def decide(
@@ -269,11 +286,11 @@ def decide(
 
     file_out = None
     if store is None or store is True:
-        store = HeurStore(cfg.heur_file)
+        store = _store_for(cfg.heur_file)
     if store is not False:
         try:
             file_program = store.program()
-        except SpiralKError as exc:
+        except (SpiralKError, OSError, ValueError) as exc:
             notes.append(report_problem(exc, mode, f"heur file {store.path}"))
             file_program = None
         if file_program is not None and file_program.statements:
