@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spiraljax.geometry import poincare
 from spiraljax.geometry.guards import compute_dtype, is_concrete
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "INTERPOLATIONS",
     "BarycenterIntermediate",
     "ZSpaceBarycenter",
+    "hyperbolic_barycenter",
     "kl_divergence",
     "z_space_barycenter",
 ]
@@ -310,3 +312,49 @@ def _solve(
         effective_weight=eff,
         intermediates=tuple(intermediates),
     )
+
+
+def hyperbolic_barycenter(
+    points: Any,
+    weights: Any = None,
+    *,
+    curvature: Any = -1.0,
+    method: str = "frechet",
+    maxiter: int = 100,
+) -> jax.Array:
+    """Barycenter of points of the Poincaré ball (e.g. encoded texts), the point counterpart
+    of :func:`z_space_barycenter`.
+
+    ``method="frechet"``: the weighted Fréchet (Karcher) mean argmin_μ Σᵢ wᵢ d(μ, xᵢ)²
+    (:func:`spiraljax.geometry.poincare.frechet_mean`, ``maxiter`` Riemannian steps started at
+    the gyro-midpoint); ``method="midpoint"``: the closed-form weighted gyro-midpoint
+    ½ ⊗ (Σ wᵢ λᵢ xᵢ / Σ wᵢ (λᵢ − 1)) (:func:`~spiraljax.geometry.poincare.weighted_midpoint`).
+    Both equal the weighted arithmetic mean at K = 0.
+
+    Args:
+      points: ``(..., n, d)`` points inside the ball of curvature K.
+      weights: ``None`` (uniform) or ``(..., n)``, non-negative with a positive sum.
+      curvature: K ≤ 0.
+
+    Returns:
+      ``(..., d)``. jit/vmap/grad-able.
+    """
+    if method not in ("frechet", "midpoint"):
+        raise ValueError(f"method={method!r} must be 'frechet' or 'midpoint'")
+    points = jnp.asarray(points)
+    if points.ndim < 2:
+        raise ValueError(f"points must have shape (..., n, d), got {points.shape}")
+    if points.shape[-2] == 0:
+        raise ValueError("points is empty: need at least one point")
+    if weights is not None:
+        weights = jnp.asarray(weights)
+        if weights.shape != points.shape[:-1]:
+            raise ValueError(
+                f"weights has shape {weights.shape}, expected {points.shape[:-1]} (one per point)"
+            )
+        _check_concrete_nonnegative("weights", weights)
+        if is_concrete(weights) and bool(np.any(np.asarray(weights).sum(-1) <= 0)):
+            raise ValueError("weights must have a positive sum")
+    if method == "midpoint":
+        return poincare.weighted_midpoint(points, weights, curvature=curvature, axis=-2)
+    return poincare.frechet_mean(points, weights, curvature=curvature, axis=-2, maxiter=maxiter)
