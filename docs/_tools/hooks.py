@@ -111,7 +111,7 @@ def on_files(files: Files, config) -> Files:
 
 def _notebook_table(notebooks: list[Path], repo_url: str | None) -> str:
     if not notebooks:
-        log.warning("no notebooks found in notebooks/")
+        log.info("no notebooks found in notebooks/")
         return "!!! warning\n    No notebooks were found in `notebooks/` when this site was built.\n"
     lines = ["| notebook | title | download |", "|---|---|---|"]
     for nb in notebooks:

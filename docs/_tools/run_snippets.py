@@ -4,7 +4,9 @@ Every fenced block whose info string is ``python`` (or ``{.python ...}``) is exe
 page order, in one fresh interpreter per page (so a page's examples build on each other,
 and each page starts as a user pasting into a new Python session would). Blocks marked
 ``{.python .no-run}`` are illustrations of *other* libraries (SpiralTorch, geoopt,
-jaxopt, PyTorch-only code) and are skipped.
+jaxopt, PyTorch-only code) and are skipped. Blocks marked ``{.python .requires-MODULE}``
+(e.g. ``.requires-torch``) run only where ``MODULE`` is importable; a page whose required
+module is missing is reported as skipped.
 
 Usage::
 
@@ -16,6 +18,7 @@ Exit status 1 when any page fails; the failing block and its traceback are print
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -26,9 +29,9 @@ DOCS = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)\s*(?P<info>[^\n]*)$")
 
 
-def blocks(text: str) -> list[tuple[int, str]]:
-    """(line number, code) of every runnable Python block in ``text``."""
-    out: list[tuple[int, str]] = []
+def blocks(text: str) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(line number, code, required modules) of every runnable Python block in ``text``."""
+    out: list[tuple[int, str, tuple[str, ...]]] = []
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -45,19 +48,26 @@ def blocks(text: str) -> list[tuple[int, str]]:
         classes = info.replace("{", " ").replace("}", " ").split()
         lang = classes[0].lstrip(".") if classes else ""
         if lang == "python" and ".no-run" not in classes and "no-run" not in classes:
-            out.append((start + 1, "\n".join(body)))
+            needs = tuple(c[len(".requires-") :] for c in classes if c.startswith(".requires-"))
+            out.append((start + 1, "\n".join(body), needs))
         i = j + 1
     return out
 
 
-def program(page: Path) -> str | None:
+def _missing(modules: set[str]) -> list[str]:
+    return [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
+
+
+def program(page: Path) -> tuple[str | None, list[str]]:
+    """The page's examples as one script, and the required modules that are missing."""
     found = blocks(page.read_text(encoding="utf-8"))
     if not found:
-        return None
+        return None, []
+    missing = _missing({m for _, _, needs in found for m in needs})
     parts = []
-    for line, code in found:
+    for line, code, _ in found:
         parts.append(f"# --- {page.name}:{line}\n__block__ = {line}\n{code}\n")
-    return "\n".join(parts)
+    return "\n".join(parts), missing
 
 
 def main(argv: list[str]) -> int:
@@ -66,8 +76,11 @@ def main(argv: list[str]) -> int:
     pages = [Path(a).resolve() for a in argv] or sorted(DOCS.rglob("*.md"))
     failed = []
     for page in pages:
-        src = program(page)
+        src, missing = program(page)
         if src is None:
+            continue
+        if missing:
+            print(f"skip           {page.relative_to(DOCS.parent)} (needs {', '.join(missing)})")
             continue
         t0 = time.perf_counter()
         proc = subprocess.run(
