@@ -26,6 +26,7 @@ file, …) for one problem; :func:`format_decision` prints the ``heur explain`` 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,12 +324,10 @@ def decide(
         beam_width=beam_width,
         max_enumerate=max_enumerate,
     )
-    return Decision(
-        **{
-            **decision.__dict__,
-            "notes": tuple(notes) + decision.notes,
-            "context": {**ctx, "heur_file": None if store is False else str(store.path)},
-        }
+    return dataclasses.replace(
+        decision,
+        notes=tuple(notes) + decision.notes,
+        context={**ctx, "heur_file": None if store is False else str(store.path)},
     )
 
 

@@ -230,7 +230,7 @@ class ABTest:
         rules = self.rules()
         if not rules:
             return 0
-        return store.append_all(rules, **self.provenance(), **extra)
+        return store.append_all(rules, **{**self.provenance(), **extra})
 
 
 def default_heur_path(environ: Mapping[str, str] | None = None) -> Path:

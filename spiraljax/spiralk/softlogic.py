@@ -128,6 +128,9 @@ class _Scorer:
                 continue
             self.table[rule.field][i] += float(rule.weight)
             self.matching[rule.field][i].append(rule)
+        for f, sums in self.table.items():
+            if not all(math.isfinite(x) for x in sums):
+                raise ValueError(f"soft rule weights on field {f!r} overflow: {sums}")
         self.unmatched = tuple(unmatched)
         self.prior = prior
         self.prior_weight = float(prior_weight)

@@ -148,13 +148,14 @@ def test_adopted_rules_parse_and_carry_provenance(tmp_path):
     assert prov["wilson_lower"] == pytest.approx(wilson_interval(10, 10)[0], abs=1e-6)
 
     store = HeurStore(tmp_path / "heur.kdsl")
-    assert ab.commit(store) == 4
+    assert ab.commit(store, shape="512x16384", trials=99) == 4  # extra keys may override
     assert ab.commit(store) == 0  # deduplicated
     text = (tmp_path / "heur.kdsl").read_text()
     comment = [ln for ln in text.splitlines() if ln.startswith("# rewrite ")]
     assert len(comment) == 1
     record = json.loads(comment[0][len("# rewrite ") :])
     assert record["wins"] == 10 and record["candidate"]["tile"] == 2048 and "time" in record
+    assert record["shape"] == "512x16384" and record["trials"] == 99
     assert store.rules() == rules
 
 

@@ -206,3 +206,9 @@ def test_bad_input_names_argument(kwargs, match):
 def test_score_assignment_requires_complete_assignment():
     with pytest.raises(ValueError, match="lacks fields"):
         score_assignment({"mk": 1}, [], DOMAIN)
+
+
+def test_overflowing_weights_are_an_error_not_inf():
+    rules = rules_of("soft(mk, 1, 1e308, true); soft(mk, 1, 1e308, true)")
+    with pytest.raises(ValueError, match="overflow"):
+        solve_soft(rules, DOMAIN)
