@@ -234,6 +234,23 @@ def _store_for(path) -> HeurStore:
     return _STORES[key]
 
 
+_EVALS: dict[tuple, tuple] = {}
+
+
+def _evaluate_cached(program, ctx: dict) -> Out:
+    # Programs from the environment and the heur file are cached objects, so planning
+    # the same problem again reuses the evaluation (a long heur file costs ~ms to run).
+    key = (id(program), type(ctx["sg"]), *(ctx[k] for k in ("rows", "cols", "k", "sg", "kind")))
+    hit = _EVALS.get(key)
+    if hit is not None and hit[0] is program:
+        return hit[1]
+    out = program.evaluate(**ctx)
+    if len(_EVALS) >= 1024:
+        _EVALS.clear()
+    _EVALS[key] = (program, out)
+    return out
+
+
 def decide(
     domain: Domain,
     *,
@@ -278,7 +295,7 @@ def decide(
 
     def run(program, what: str) -> Out | None:
         try:
-            return program.evaluate(**ctx)
+            return _evaluate_cached(program, ctx)
         except SpiralKError as exc:
             notes.append(report_problem(exc, mode, what))
             return None
