@@ -34,7 +34,14 @@ from .parser import parse
 from .program import Program
 from .rewrite import default_heur_path
 
-__all__ = ["DEFAULT_GEN_WEIGHT", "ENV_VARS", "HeurConfig", "load_config", "report_problem"]
+__all__ = [
+    "DEFAULT_GEN_WEIGHT",
+    "ENV_VARS",
+    "HeurConfig",
+    "gen_weight_from_env",
+    "load_config",
+    "report_problem",
+]
 
 DEFAULT_GEN_WEIGHT = 0.10
 ENV_VARS = (
@@ -81,6 +88,21 @@ def report_problem(error: Exception, on_error: str, what: str) -> str:
     return reason
 
 
+def gen_weight_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``SPIRAL_HEUR_GEN_WEIGHT`` (default 0.10); ``ValueError`` unless finite and ≥ 0."""
+    env = os.environ if environ is None else environ
+    raw = env.get("SPIRAL_HEUR_GEN_WEIGHT", "").strip()
+    if not raw:
+        return DEFAULT_GEN_WEIGHT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"SPIRAL_HEUR_GEN_WEIGHT={raw!r} must be a finite number ≥ 0")
+    return value
+
+
 @functools.lru_cache(maxsize=64)
 def _parse_env(source: str) -> Program:
     return parse(source, filename="SPIRAL_HEUR_K")
@@ -121,17 +143,11 @@ def load_config(
         err = ValueError(f"SPIRAL_HEUR_SOFT={raw!r} must be '1' or '0'")
         problems.append(report_problem(err, mode, "SPIRAL_HEUR_SOFT"))
 
-    gen_weight = DEFAULT_GEN_WEIGHT
-    raw = env.get("SPIRAL_HEUR_GEN_WEIGHT", "").strip()
-    if raw:
-        try:
-            value = float(raw)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError
-            gen_weight = value
-        except ValueError:
-            err = ValueError(f"SPIRAL_HEUR_GEN_WEIGHT={raw!r} must be a finite number ≥ 0")
-            problems.append(report_problem(err, mode, "SPIRAL_HEUR_GEN_WEIGHT"))
+    try:
+        gen_weight = gen_weight_from_env(env)
+    except ValueError as err:
+        problems.append(report_problem(err, mode, "SPIRAL_HEUR_GEN_WEIGHT"))
+        gen_weight = DEFAULT_GEN_WEIGHT
 
     return HeurConfig(
         program=program,

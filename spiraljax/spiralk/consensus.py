@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .config import load_config, report_problem
+from .config import gen_weight_from_env, load_config, report_problem
 from .errors import SpiralKError
 from .program import Out, SoftRule
 from .rewrite import HeurStore
@@ -138,7 +138,7 @@ def consensus(
     """
     dom = check_domain(domain)
     if gen_weight is None:
-        gen_weight = load_config().gen_weight
+        gen_weight = gen_weight_from_env()
     if not (isinstance(gen_weight, int | float) and math.isfinite(gen_weight)):
         raise ValueError(f"gen_weight={gen_weight!r} must be a finite number")
     notes: list[str] = []

@@ -339,3 +339,11 @@ def test_unreadable_heur_file_is_reported(tmp_path):
     with pytest.warns(SpiralKWarning, match="heur file"):
         d = decide(DOMAIN, **CTX, environ=env, on_error="warn", fallback=FALLBACK)
     assert d.source == "fallback"
+
+
+def test_consensus_reads_only_the_gen_weight_variable(monkeypatch):
+    monkeypatch.setenv("SPIRAL_HEUR_K", "this is not a program")
+    assert consensus(DOMAIN, table={"tile": 1024}).gen_weight == 0.10
+    monkeypatch.setenv("SPIRAL_HEUR_GEN_WEIGHT", "-0.5")
+    with pytest.raises(ValueError, match="SPIRAL_HEUR_GEN_WEIGHT='-0.5'"):
+        consensus(DOMAIN, table={"tile": 1024})
