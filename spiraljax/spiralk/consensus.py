@@ -152,6 +152,13 @@ def consensus(
             raise ValueError(f"hard assignment {f}={v!r} is not a legal value {dom[f]!r}")
         fixed[f] = v
 
+    base = dict(fallback or {})
+    for f, v in base.items():
+        if f not in dom:
+            notes.append(f"fallback {f}={v!r} ignored: {f!r} is not in the domain")
+        elif _index(dom[f], v) < 0:
+            raise ValueError(f"fallback {f}={v!r} is not a legal value {dom[f]!r}")
+
     soft_rules, rewrite_rules = tuple(soft_rules), tuple(rewrite_rules)
     all_rules = soft_rules + rewrite_rules
     kw = dict(prior=prior, prior_weight=prior_weight, beam_width=beam_width)
@@ -194,10 +201,6 @@ def consensus(
         candidates.append(rescore("rewrite", best.assignment))
 
     if not candidates:
-        base = dict(fallback or {})
-        for f, v in base.items():
-            if f in dom and _index(dom[f], v) < 0:
-                raise ValueError(f"fallback {f}={v!r} is not a legal value {dom[f]!r}")
         plan = {f: fixed.get(f, base.get(f, vs[0])) for f, vs in dom.items()}
         candidates.append(rescore("fallback", plan))
 

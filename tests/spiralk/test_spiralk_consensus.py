@@ -45,6 +45,11 @@ def test_fallback_when_nothing_else():
     assert d.assignment == {"mk": 0, "mkd": 0, "tile": 1024, "ctile": 128, "use_2ce": False}
     with pytest.raises(ValueError, match="fallback tile=3 is not a legal value"):
         consensus(DOMAIN, fallback={"tile": 3}, gen_weight=0.1)
+    # Checked even when another source wins.
+    with pytest.raises(ValueError, match="fallback tile=3 is not a legal value"):
+        consensus(DOMAIN, fallback={"tile": 3}, table={"tile": 512}, gen_weight=0.1)
+    d = consensus(DOMAIN, fallback={**FALLBACK, "wg": 64}, gen_weight=0.1)
+    assert d.assignment == FALLBACK and any("fallback wg=64 ignored" in n for n in d.notes)
 
 
 def test_hard_covering_the_domain_wins_over_everything():
