@@ -421,3 +421,45 @@ def test_import_floor_spiralk_imports_nothing_else():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (-3, "-3"),
+        (2048, "2048"),
+        (0.25, "0.25"),
+        (-1e-7, "-1e-07"),
+        (1e20, "1e+20"),
+        ("topk", '"topk"'),
+    ],
+)
+def test_format_value_reads_back(value, text):
+    from spiraljax.spiralk import format_value
+
+    assert format_value(value) == text
+    if not isinstance(value, str):
+        got = parse(f"soft(mk, 1, {text}, true)").evaluate().soft[0].weight
+        assert got == float(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, 'a"b', "a\nb", None, [1]])
+def test_format_value_rejects(value):
+    from spiraljax.spiralk import format_value
+
+    with pytest.raises(ValueError, match="value="):
+        format_value(value)
+
+
+def test_soft_rule_text_parses_back():
+    rule = SoftRule("use_2ce", False, -0.5, cond="c > 8192 && k <= 128")
+    assert rule.text == "soft(use_2ce, false, -0.5, c > 8192 && k <= 128);"
+    [again] = parse(rule.text).evaluate(cols=10000, k=1).soft
+    assert (again.field, again.value, again.weight, again.cond) == (
+        rule.field,
+        rule.value,
+        rule.weight,
+        rule.cond,
+    )
