@@ -2,7 +2,7 @@
 (:mod:`~spiraljax.geometry.layers`) and the shared numerical guards
 (:mod:`~spiraljax.geometry.guards`) that other spiraljax areas reuse."""
 
-from spiraljax.geometry import guards, poincare
+from spiraljax.geometry import guards, layers, poincare
 from spiraljax.geometry.guards import (
     as_float,
     ball_eps,
@@ -13,6 +13,7 @@ from spiraljax.geometry.guards import (
     is_concrete,
     safe_sqrt,
 )
+from spiraljax.geometry.layers import Layer, hyperbolic_cross_entropy, mobius_linear, poincare_mlr
 from spiraljax.geometry.poincare import (
     conformal_factor,
     dist,
@@ -41,6 +42,7 @@ from spiraljax.geometry.poincare import (
 )
 
 __all__ = [
+    "Layer",
     "as_float",
     "ball_eps",
     "check_curvature",
@@ -57,17 +59,21 @@ __all__ = [
     "geodesic",
     "guards",
     "gyration",
+    "hyperbolic_cross_entropy",
     "inner",
     "is_concrete",
+    "layers",
     "logmap",
     "logmap0",
     "mobius_add",
+    "mobius_linear",
     "mobius_matvec",
     "mobius_scalar_mul",
     "mobius_sub",
     "norm",
     "pairwise_dist",
     "poincare",
+    "poincare_mlr",
     "project",
     "safe_sqrt",
     "transp",
