@@ -37,6 +37,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from spiraljax.implicit.solvers import SolverInfo, get_solver
 
@@ -159,11 +160,24 @@ def _custom_root(solver_fn, optimality_fn, linear_solve, has_aux):
             _, rhs = jax.jvp(lambda d: F(sol, d), (list(primals),), (list(tangents),))
             rhs = jax.tree.map(jnp.negative, rhs)
 
-            def matvec(u):
-                return jax.jvp(lambda x: F(x, list(primals)), (sol,), (u,))[1]
+            # custom_linear_solve transposes only if every leaf of its right-hand side is
+            # linear in the tangents; a leaf on which θ has no influence is a constant zero.
+            # Raveling to one vector (concatenation is linear) avoids that corner.
+            rhs_flat, unravel = ravel_pytree(rhs)
 
-            sol_dot = jax.lax.custom_linear_solve(
-                matvec, rhs, solve=linear_solve, transpose_solve=linear_solve
+            def matvec(u_flat):
+                u = unravel(u_flat)
+                out = jax.jvp(lambda x: F(x, list(primals)), (sol,), (u,))[1]
+                return ravel_pytree(out)[0].astype(rhs_flat.dtype)
+
+            def flat_solve(mv, b_flat):
+                x = linear_solve(lambda v: unravel(mv(ravel_pytree(v)[0])), unravel(b_flat))
+                return ravel_pytree(x)[0].astype(b_flat.dtype)
+
+            sol_dot = unravel(
+                jax.lax.custom_linear_solve(
+                    matvec, rhs_flat, solve=flat_solve, transpose_solve=flat_solve
+                )
             )
             # Match dtypes of the primal solution (a solver may return e.g. float32 leaves).
             sol_dot = jax.tree.map(lambda t, s: t.astype(jnp.result_type(s)), sol_dot, sol)

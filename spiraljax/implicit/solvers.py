@@ -136,13 +136,15 @@ def _struct(tree):
     return jax.tree.map(lambda leaf: (tuple(np.shape(leaf)), jnp.result_type(leaf)), tree)
 
 
-def _as_matvec(A: Operator, name: str = "A") -> Callable[[PyTree], PyTree]:
-    """Turn ``A`` (callable or 2-D array) into a matvec; arrays must be square."""
+def _as_matvec(A: Operator, name: str = "A", square: bool = True) -> Callable[[PyTree], PyTree]:
+    """Turn ``A`` (callable or 2-D array) into a matvec; arrays must be square if ``square``."""
     if callable(A):
         return A
     if isinstance(A, jax.Array | np.ndarray):
         if A.ndim != 2:
             raise ValueError(f"{name} has shape {A.shape}; a 2-D array or a callable is required")
+        if square and A.shape[0] != A.shape[1]:
+            raise ValueError(f"{name} has shape {A.shape}; a square matrix is required")
         return lambda x: jnp.dot(A, x, precision=lax.Precision.HIGHEST)
     raise ValueError(f"{name}={type(A).__name__} is neither a callable nor a 2-D array")
 
@@ -300,7 +302,7 @@ def normal_cg(
         x_example = jnp.zeros((A.shape[1], *b.shape[1:]), _result_dtype(b))
     else:
         x_example = b if x0 is None else jax.tree.map(jnp.asarray, x0)
-    matvec = _as_matvec(A)
+    matvec = _as_matvec(A, square=False)
     try:
         out = jax.eval_shape(matvec, x_example)
     except (TypeError, ValueError) as err:
