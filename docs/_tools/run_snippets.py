@@ -5,8 +5,8 @@ page order, in one fresh interpreter per page (so a page's examples build on eac
 and each page starts as a user pasting into a new Python session would). Blocks marked
 ``{.python .no-run}`` are illustrations of *other* libraries (SpiralTorch, geoopt,
 jaxopt, PyTorch-only code) and are skipped. Blocks marked ``{.python .requires-MODULE}``
-(e.g. ``.requires-torch``) run only where ``MODULE`` is importable; a page whose required
-module is missing is reported as skipped.
+(e.g. ``.requires-torch``) run only where ``MODULE`` is importable; such blocks must come
+after the blocks they build on, and skipped ones are reported.
 
 Usage::
 
@@ -64,10 +64,12 @@ def program(page: Path) -> tuple[str | None, list[str]]:
     if not found:
         return None, []
     missing = _missing({m for _, _, needs in found for m in needs})
-    parts = []
-    for line, code, _ in found:
-        parts.append(f"# --- {page.name}:{line}\n__block__ = {line}\n{code}\n")
-    return "\n".join(parts), missing
+    parts = [
+        f"# --- {page.name}:{line}\n__block__ = {line}\n{code}\n"
+        for line, code, needs in found
+        if not set(needs) & set(missing)
+    ]
+    return ("\n".join(parts) if parts else None), missing
 
 
 def main(argv: list[str]) -> int:
@@ -77,10 +79,10 @@ def main(argv: list[str]) -> int:
     failed = []
     for page in pages:
         src, missing = program(page)
-        if src is None:
-            continue
         if missing:
-            print(f"skip           {page.relative_to(DOCS.parent)} (needs {', '.join(missing)})")
+            note = f"blocks needing {', '.join(missing)} skipped"
+            print(f"skip           {page.relative_to(DOCS.parent)}: {note}")
+        if src is None:
             continue
         t0 = time.perf_counter()
         proc = subprocess.run(
