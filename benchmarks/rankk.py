@@ -1,0 +1,303 @@
+"""Rank-K benchmark: spiraljax topk/bottomk/midk against lax.top_k and torch.topk.
+
+    python benchmarks/rankk.py --mode gpu [--tune] [--quick]
+    python benchmarks/rankk.py --mode cpu
+
+Median milliseconds per call (``spiraljax.kernels.timing.time_calls``: fresh inputs
+rotated call after call, batches of async calls, median over batches). Every timed batch
+verifies one output: ours bit-identical (values and indices) to the XLA path, the
+baselines' values equal to ours. The floor is input bytes / measured copy bandwidth
+(one read of the input; the copy bandwidth counts bytes read + written). Writes
+``benchmarks/results/rankk.{md,json}`` (``--out`` to change) with device, versions, date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from spiraljax.kernels import Choice, bottomk, midk, plan_rank, topk
+from spiraljax.kernels.plan import DeviceCaps
+from spiraljax.kernels.timing import time_calls, time_choices
+
+GPU_SHAPES = [
+    (1024, 65536, 16),
+    (1024, 65536, 128),
+    (1024, 65536, 1024),
+    (4096, 32768, 50),
+    (64, 1048576, 256),
+    (1, 67108864, 128),
+    (1, 67108864, 1024),
+    (8192, 4096, 8),
+]
+CPU_SHAPES = [
+    (256, 4096, 16),
+    (256, 4096, 128),
+    (64, 65536, 128),
+    (1, 1048576, 128),
+    (1024, 1024, 8),
+]
+OPS = {"top": topk, "bottom": bottomk, "mid": midk}
+
+
+def copy_bandwidth():
+    x = jnp.ones((1 << 28,), jnp.float32) * 1.5  # 1 GiB
+    f = jax.jit(lambda a: a + 1.0)
+    ms = time_calls(f, [x], reps=10, batch=5)
+    return 2 * x.nbytes / (ms * 1e-3)
+
+
+def make_inputs(rows, cols, dtype, count, seed):
+    keys = jax.random.split(jax.random.PRNGKey(seed), count)
+    return [jax.random.normal(kk, (rows, cols), jnp.float32).astype(dtype) for kk in keys]
+
+
+def torch_mod():
+    try:
+        import torch
+
+        return torch if torch.cuda.is_available() else None
+    except ImportError:
+        return None
+
+
+def bench_case(kind, rows, cols, k, dtype, reps, batch, torch, want_stable, choice=None):
+    nbuf = 2 if rows * cols * jnp.dtype(dtype).itemsize >= (1 << 28) else 3
+    xs = make_inputs(rows, cols, dtype, nbuf, seed=rows + cols + k)
+    op = OPS[kind]
+    ref = [jax.jit(lambda x: op(x, k, implementation="xla"))(x) for x in xs]
+    row = {"kind": kind, "rows": rows, "cols": cols, "k": k, "dtype": jnp.dtype(dtype).name}
+
+    def check_exact(out, i):
+        if not (
+            np.array_equal(np.asarray(out[1]), np.asarray(ref[i][1]))
+            and np.array_equal(
+                np.asarray(out[0]).view(np.uint8), np.asarray(ref[i][0]).view(np.uint8)
+            )
+        ):
+            raise AssertionError(f"{kind} {rows}x{cols} k={k} {dtype}: not bit-identical")
+
+    def check_values(out, i, descending):
+        got = np.sort(np.asarray(out).astype(np.float32), axis=-1)
+        want = np.sort(np.asarray(ref[i][0]).astype(np.float32), axis=-1)
+        if not np.array_equal(got, want):
+            raise AssertionError(f"baseline values differ for {kind} {rows}x{cols} k={k}")
+
+    impl = "auto" if jax.default_backend() != "cpu" else "xla"
+    ours = jax.jit(lambda x: op(x, k, implementation=impl, choice=choice))
+    row["ours"] = time_calls(ours, xs, reps=reps, batch=batch, check=check_exact)
+    if kind == "top":
+        base = {"lax_unstable": jax.jit(lambda x: jax.lax.top_k(x, k, is_stable=False))}
+        if want_stable:
+            base["lax_stable"] = jax.jit(lambda x: jax.lax.top_k(x, k))
+    elif kind == "bottom":
+        # lax has no bottom-k: the usual negation (fine for these random floats)
+        base = {"lax_unstable": jax.jit(lambda x: jax.lax.top_k(-x, k, is_stable=False))}
+    else:
+        s = (cols - k) // 2
+        base = {"lax_sort_slice": jax.jit(lambda x: jnp.sort(x, axis=-1)[:, s : s + k])}
+    for name, f in base.items():
+        try:
+            sign = -1 if kind == "bottom" else 1
+            row[name] = time_calls(
+                f,
+                xs,
+                reps=reps,
+                batch=batch,
+                check=lambda o, i: check_values(
+                    sign * (o[0] if isinstance(o, tuple) else o), i, True
+                ),
+            )
+        except TypeError:  # is_stable missing on an older jax
+            row[name] = None
+    if torch is not None and kind in ("top", "bottom"):
+        ts = [torch.utils.dlpack.from_dlpack(x) for x in xs]
+        largest = kind == "top"
+        tf = lambda t: torch.topk(t, k, dim=-1, largest=largest, sorted=True)  # noqa: E731
+
+        def tcheck(o, i):
+            v = jnp.asarray(o.values.float().cpu().numpy())
+            check_values(v, i, largest)
+
+        row["torch"] = time_calls(
+            tf, ts, reps=reps, batch=batch, check=tcheck, sync=lambda o: torch.cuda.synchronize()
+        )
+    return row, xs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--mode", choices=("gpu", "cpu"), default="gpu" if jax.default_backend() != "cpu" else "cpu"
+    )
+    ap.add_argument("--tune", action="store_true", help="also time Choice candidates")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--kinds", default="top,bottom,mid")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--check", action="store_true", help="exactness sweep of Choices first")
+    args = ap.parse_args()
+    if args.check:
+        check_sweep()
+    gpu = args.mode == "gpu"
+    torch = torch_mod() if gpu else None
+    shapes = GPU_SHAPES if gpu else CPU_SHAPES
+    if args.quick:
+        shapes = shapes[:2]
+    reps, batch = (15, 5) if gpu else (5, 2)
+    bw = copy_bandwidth() if gpu else None
+    results = []
+    for rows, cols, k in shapes:
+        for dname in args.dtypes.split(","):
+            dtype = jnp.dtype(dname)
+            for kind in args.kinds.split(","):
+                if dname != "float32" and kind != "top":
+                    continue
+                row, xs = bench_case(
+                    kind, rows, cols, k, dtype, reps, batch, torch, want_stable=(kind == "top")
+                )
+                row["plan"] = str(plan_rank(kind, rows, cols, k).choice) if gpu else "xla"
+                if bw:
+                    row["floor"] = rows * cols * dtype.itemsize / bw * 1e3
+                if gpu and args.tune and kind == "top":
+                    row["tuned"] = [
+                        (str(c), ms, err)
+                        for c, ms, err in time_choices(
+                            kind, xs, k, tune_candidates(rows, cols, k), reps=7, batch=3
+                        )
+                    ][:3]
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                del xs
+    meta = {
+        "device": str(jax.devices()[0].device_kind),
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "copy_bandwidth_TBps": bw / 1e12 if bw else None,
+        "torch": getattr(torch, "__version__", None),
+    }
+    try:
+        import triton
+
+        meta["triton"] = triton.__version__
+    except ImportError:
+        meta["triton"] = None
+    os.makedirs(args.out, exist_ok=True)
+    suffix = "" if gpu else "_cpu"
+    with open(os.path.join(args.out, f"rankk{suffix}.json"), "w") as fh:
+        json.dump({"meta": meta, "results": results}, fh, indent=1)
+    md = table(meta, results, gpu)
+    with open(os.path.join(args.out, f"rankk{suffix}.md"), "w") as fh:
+        fh.write(md)
+    print(md)
+
+
+def check_sweep():
+    """Kernels vs the XLA path on fresh random data with ties, ±0, ±Inf, NaN, every kind."""
+    rng = np.random.default_rng(0)
+    chs = [
+        Choice(),
+        Choice(mkd=1, tile=1024, ctile=512, mk=1),
+        Choice(mkd=3, tile=4096, ctile=2048, warps=4, stages=3),
+        Choice(mkd=4, tile=512, ctile=256),
+        Choice(use_2ce=True, chunks=8, mkd=2, tile=1024, ctile=1024),
+        Choice(use_2ce=True, chunks=64, mkd=4, tile=2048, ctile=512, mk=1),
+    ]
+    bad = 0
+    for rows, cols, k in [(7, 3001, 5), (64, 20000, 100), (3, 100000, 250), (33, 4096, 8)]:
+        for dname in ("float32", "bfloat16", "float16", "int32", "uint32"):
+            if dname.startswith(("int", "uint")):
+                x = rng.integers(0, 50, (rows, cols)).astype(dname)
+            else:
+                x = rng.standard_normal((rows, cols)).astype(np.float32)
+                x[:, ::11] = 0.25
+                x[:, 1::97] = np.nan
+                x[:, 2::89] = -np.nan
+                x[:, 3::83] = -0.0
+                x[:, 4::79] = 0.0
+                x[:, 5::73] = np.inf
+                x[:, 6::71] = -np.inf
+                x = x.astype(dname)
+            x = jnp.asarray(x)
+            for kind, op in OPS.items():
+                kk = k if cols > 2 * k else cols // 3
+                ref = op(x, kk, implementation="xla")
+                for ch in chs:
+                    if ch.mk == 1 and kk > 256:
+                        continue
+                    out = op(x, kk, implementation="triton", choice=ch)
+                    same = np.array_equal(np.asarray(out[1]), np.asarray(ref[1])) and (
+                        np.array_equal(
+                            np.asarray(out[0]).view(np.uint8), np.asarray(ref[0]).view(np.uint8)
+                        )
+                    )
+                    if not same:
+                        bad += 1
+                        print("MISMATCH", kind, dname, rows, cols, kk, ch, flush=True)
+    print(f"check_sweep: {bad} mismatches", flush=True)
+
+
+def tune_candidates(rows, cols, k):
+    base = plan_rank("top", rows, cols, k, DeviceCaps.detect()).choice
+    import dataclasses
+
+    out = [base]
+    for mkd in (1, 3, 4):
+        out.append(dataclasses.replace(base, mkd=mkd))
+    for tile in (1024, 4096):
+        out.append(dataclasses.replace(base, tile=tile))
+    out.append(dataclasses.replace(base, warps=4))
+    if rows < 256:
+        out.append(dataclasses.replace(base, use_2ce=not base.use_2ce, chunks=max(1, 512 // rows)))
+    return list(dict.fromkeys(out))
+
+
+def fmt(v):
+    return "–" if v is None else f"{v:.3f}"
+
+
+def table(meta, results, gpu):
+    lines = [
+        f"## Rank-K ({meta['device']}, jax {meta['jax']}, {meta['date']})",
+        "",
+        "Median ms per call; ours verified bit-identical to the XLA path every batch.",
+        "",
+    ]
+    cols = ["ours", "lax_stable", "lax_unstable", "lax_sort_slice", "torch", "floor"]
+    lines.append(
+        "| kind | dtype | rows×cols, k | "
+        + " | ".join(cols)
+        + " | best baseline / ours | ours / floor |"
+    )
+    lines.append("|" + "---|" * (len(cols) + 5))
+    for r in results:
+        bases = [r.get(c) for c in ("lax_unstable", "torch") if r.get(c) is not None]
+        if r["kind"] == "mid":
+            bases = [r.get("lax_sort_slice")] if r.get("lax_sort_slice") else []
+        if not gpu:
+            bases = [r.get(c) for c in ("lax_stable", "lax_unstable") if r.get(c) is not None]
+        speed = f"{min(bases) / r['ours']:.2f}×" if bases else "–"
+        fl = f"{r['ours'] / r['floor']:.1f}" if r.get("floor") else "–"
+        lines.append(
+            f"| {r['kind']} | {r['dtype']} | {r['rows']}×{r['cols']}, {r['k']} | "
+            + " | ".join(fmt(r.get(c)) for c in cols)
+            + f" | {speed} | {fl} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Rank-K: exact TopK / BottomK / MidK selection with per-backend kernels (SPEC §6)."""
+
+from spiraljax.kernels.keys import signed_key
+from spiraljax.kernels.plan import (
+    Choice,
+    DeviceCaps,
+    RankPlan,
+    candidate_domain,
+    candidates,
+    plan_rank,
+)
+from spiraljax.kernels.rank import bottomk, midk, topk, topk2d
+
+__all__ = [
+    "Choice",
+    "DeviceCaps",
+    "RankPlan",
+    "bottomk",
+    "candidate_domain",
+    "candidates",
+    "midk",
+    "plan_rank",
+    "signed_key",
+    "topk",
+    "topk2d",
+]

@@ -1,0 +1,364 @@
+"""Exact radix select in Pallas (Triton backend on GPU, ``interpret=True`` on CPU).
+
+Algorithm (MSD radix select on the order-preserving keys of ``keys.py``). For the k-th
+largest kind key ``T`` of a row we never build a histogram: counting ``#{key ≥ c}`` is
+monotone in ``c``, so each pass tests the ``2^D`` candidates ``c_d = P | d << shift``
+(``P`` the bits found so far, ``D = Choice.mkd`` digit bits) against every key of the row
+and keeps the largest digit with ``#{key ≥ c_d} ≥ k``. After ``⌈bits/D⌉`` passes ``P = T``;
+a pass stops the search early when some ``#{key ≥ c_d}`` equals k exactly — the selected
+set is then ``{key ≥ c_d}`` with no tie to resolve (after about log2(n)+D bits for
+continuous data). The selected set is
+
+    {key > T}  ∪  {the first k − #{key > T} keys equal to T, by index},
+
+written, in index order, by a compaction pass (exclusive prefix sums of the selection
+mask give each survivor its slot). Survivors are then ordered outside the kernel by a
+stable sort of ``k`` keys (``Choice.mk``). Mid-K selects the ``s + k`` largest complemented
+keys minus the ``s`` largest, with ``s = ⌊(n − k)/2⌋`` (two searches).
+
+Two launch shapes (``Choice.use_2ce``):
+
+* fused (``use_2ce=False``): one program per row does every pass and the compaction in
+  one launch; the row is re-read from L2 between passes and the search exits per row.
+* multi-block (``use_2ce=True``): a grid of ``rows × chunks`` programs; one launch per
+  radix pass writes per-chunk candidate counts, XLA sums them and picks the digit; then a
+  counting launch and a writing launch do the compaction with per-chunk offsets. This is
+  the path for few rows of huge length (batch 1), where one program per row would leave
+  most of the GPU idle.
+
+Keys are compared as *signed* int32 (Triton's comparisons are signed); candidate bits are
+built in the unsigned domain and moved to the signed one by ``u ^ INT32_MIN`` (32-bit keys)
+or ``u − 2^15`` (16-bit keys).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.experimental import pallas as pl
+
+from spiraljax.kernels.keys import INT32_MIN, key_bits, kind_key
+
+I32 = jnp.int32
+
+
+def _passes(nbits: int, digit: int) -> list[tuple[int, int]]:
+    """(shift, width) of each radix pass, most significant first."""
+    out, rem = [], nbits
+    while rem > 0:
+        w = min(digit, rem)
+        rem -= w
+        out.append((rem, w))
+    return out
+
+
+def _to_signed(u, nbits: int):
+    if nbits == 32:
+        return u ^ INT32_MIN
+    return u - np.int32(2 ** (nbits - 1))
+
+
+def _compiler_params(choice, interpret: bool):
+    if interpret:
+        return {}
+    from jax.experimental.pallas import triton as plt  # GPU-only, imported lazily
+
+    return {"compiler_params": plt.CompilerParams(num_warps=choice.warps, num_stages=choice.stages)}
+
+
+def _load(ref, row, start, size, n):
+    """Masked load of ``size`` elements of one row from column ``start``."""
+    from jax.experimental.pallas import triton as plt
+
+    cols = start + lax.broadcasted_iota(I32, (size,), 0)
+    mask = cols < n
+    v = plt.load(ref.at[row, pl.ds(start, size)], mask=mask, other=0)
+    return v, cols, mask
+
+
+def _count_range(x_ref, row, lo, hi, cand, kind, tile, n):
+    """#{key ≥ cand[d]} over columns [lo, hi) (``lo`` a multiple of ``tile``)."""
+
+    def body(t, acc):
+        v, cols, mask = _load(x_ref, row, lo + t * tile, tile, n)
+        key = kind_key(v, kind)
+        ok = (key[None, :] >= cand[:, None]) & (mask & (cols < hi))[None, :]
+        return acc + jnp.sum(ok.astype(I32), axis=1, dtype=I32)
+
+    ntiles = (hi - lo + tile - 1) // tile
+    return lax.fori_loop(I32(0), ntiles.astype(I32), body, jnp.zeros(cand.shape, I32))
+
+
+def _digit_step(cnt, kk, width, d):
+    """Largest admissible digit and the counts at it and at the next digit."""
+    ok = ((cnt >= kk) | (d == 0)) & (d < (1 << width))
+    dsel = jnp.max(jnp.where(ok, d, 0))
+    cnt_sel = jnp.sum(jnp.where(d == dsel, cnt, 0), dtype=I32)
+    cnt_next = jnp.sum(jnp.where(d == dsel + 1, cnt, 0), dtype=I32)
+    has_next = dsel + 1 < (1 << width)
+    return dsel, cnt_sel, cnt_next, has_next
+
+
+class _Search:
+    """State of one radix search (scalars in-kernel, ``(rows,)`` vectors in XLA glue)."""
+
+    @staticmethod
+    def init(shape=()):
+        z = jnp.zeros(shape, I32)
+        # prefix (unsigned bits), #{key > upper}, done flag, strict threshold when done
+        return (z, z, z, z)
+
+    @staticmethod
+    def update(state, cnt, kk, shift, width, nbits, d):
+        prefix, upper, done, tstrict = state
+        dsel, cnt_sel, cnt_next, has_next = _digit_step(cnt, kk, width, d)
+        exact = (done == 0) & (dsel > 0) & (cnt_sel == kk)
+        cand_sel = _to_signed(prefix | (dsel << shift), nbits)
+        keep = (done != 0) | exact
+        tstrict = jnp.where(exact, cand_sel - 1, tstrict)
+        prefix = jnp.where(keep, prefix, prefix | (dsel << shift))
+        upper = jnp.where(keep, upper, jnp.where(has_next, cnt_next, upper))
+        done = jnp.where(exact, 1, done)
+        return prefix, upper, done, tstrict
+
+    @staticmethod
+    def finish(state, kk, nbits):
+        """(strict threshold, tie key, ties needed): select key > ts, then ties == te."""
+        prefix, upper, done, tstrict = state
+        t = _to_signed(prefix, nbits)
+        ts = jnp.where(done != 0, tstrict, t)
+        need = jnp.where(done != 0, 0, kk - upper)
+        return ts, t, need
+
+
+def _members(key, valid, thr, tie_base):
+    """Selection mask of one search result over a tile, and the updated tie count."""
+    ts, te, need = thr
+    tie = (key == te) & valid & (need > 0)
+    ti = tie.astype(I32)
+    rank = tie_base + jnp.cumsum(ti, dtype=I32) - ti
+    sel = ((key > ts) & valid) | (tie & (rank < need))
+    return sel, tie_base + jnp.sum(ti, dtype=I32)
+
+
+def _selection(key, valid, thr_hi, thr_lo, ties):
+    sel, t_hi = _members(key, valid, thr_hi, ties[0])
+    if thr_lo is None:
+        return sel, (t_hi,)
+    lo, t_lo = _members(key, valid, thr_lo, ties[1])
+    return sel & ~lo, (t_hi, t_lo)
+
+
+# ----------------------------------------------------------------------------- fused
+
+
+def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
+    row = pl.program_id(0)
+    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    thresholds = []
+    for kk in targets:
+        if kk == 0:  # empty set: nothing is above INT32_MAX, no ties needed
+            thresholds.append((I32(np.iinfo(np.int32).max), I32(0), I32(0)))
+            continue
+        st = _Search.init()
+        for shift, width in _passes(nbits, choice.mkd):
+            cand = _to_signed(st[0] | (d << shift), nbits)
+            hi = jnp.where(st[2] != 0, I32(0), I32(n))  # a finished search reads nothing
+            cnt = _count_range(x_ref, row, I32(0), hi, cand, kind, choice.tile, n)
+            st = _Search.update(st, cnt, kk, shift, width, nbits, d)
+        thresholds.append(_Search.finish(st, kk, nbits))
+    thr_hi = thresholds[0]
+    thr_lo = thresholds[1] if len(thresholds) > 1 else None
+    ct = choice.ctile
+    lane = lax.broadcasted_iota(I32, (ct,), 0)
+
+    def body(t, carry):
+        base, ties = carry[0], carry[1:]
+        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        key = kind_key(v, kind)
+        sel, ties = _selection(key, mask, thr_hi, thr_lo, ties)
+        si = sel.astype(I32)
+        # unselected lanes aim at a private dump slot so no two lanes share an address
+        pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
+        _store(o_ref, row, pos, cols, sel)
+        return (base + jnp.sum(si, dtype=I32), *ties)
+
+    init = (I32(0),) * (1 + len(thresholds))
+    lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, init)
+
+
+def _store(o_ref, row, pos, vals, mask):
+    from jax.experimental.pallas import triton as plt
+
+    plt.store(o_ref.at[row, pos], vals, mask=mask)
+
+
+def _fused(x2d, k, kind, targets, choice, interpret):
+    rows, n = x2d.shape
+    nbits = key_bits(x2d.dtype)
+    kernel = functools.partial(
+        _fused_kernel, n=n, k=k, targets=targets, kind=kind, nbits=nbits, choice=choice
+    )
+    out = pl.pallas_call(
+        kernel,
+        out_shape=jax.ShapeDtypeStruct((rows, k + choice.ctile), I32),
+        grid=(rows,),
+        interpret=interpret,
+        **_compiler_params(choice, interpret),
+    )(x2d)
+    return out[:, :k]
+
+
+# ------------------------------------------------------------------------ multi-block
+
+
+def _chunk_len(n, choice):
+    tiles = pl.cdiv(n, choice.tile)
+    return pl.cdiv(tiles, min(choice.chunks, tiles)) * choice.tile
+
+
+def _count_kernel(x_ref, p_ref, o_ref, *, n, kind, nbits, shift, choice, clen):
+    row, c = pl.program_id(0), pl.program_id(1)
+    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    prefix, done = p_ref[row, 0], p_ref[row, 1]
+    cand = _to_signed(prefix | (d << shift), nbits)
+    lo = c * clen
+    hi = jnp.where(done != 0, lo, jnp.minimum(lo + clen, n))
+    cnt = _count_range(x_ref, row, lo, hi, cand, kind, choice.tile, n)
+    o_ref[row, c, :] = cnt
+
+
+def _mb_counts(x2d, state, kind, nbits, shift, choice, interpret):
+    rows, n = x2d.shape
+    clen = _chunk_len(n, choice)
+    nch = pl.cdiv(n, clen)
+    kernel = functools.partial(
+        _count_kernel, n=n, kind=kind, nbits=nbits, shift=shift, choice=choice, clen=clen
+    )
+    p = jnp.stack([state[0], state[2]], axis=1)
+    cnt = pl.pallas_call(
+        kernel,
+        out_shape=jax.ShapeDtypeStruct((rows, nch, 1 << choice.mkd), I32),
+        grid=(rows, nch),
+        interpret=interpret,
+        **_compiler_params(choice, interpret),
+    )(x2d, p)
+    return jnp.sum(cnt, axis=1, dtype=I32)
+
+
+def _mb_search(x2d, kk, kind, choice, interpret):
+    rows = x2d.shape[0]
+    nbits = key_bits(x2d.dtype)
+    if kk == 0:
+        full = jnp.full((rows,), np.iinfo(np.int32).max, I32)
+        return full, jnp.zeros((rows,), I32), jnp.zeros((rows,), I32)
+    d = lax.broadcasted_iota(I32, (rows, 1 << choice.mkd), 1)
+    st = _Search.init((rows,))
+    for shift, width in _passes(nbits, choice.mkd):
+
+        def run(st, shift=shift, width=width):
+            cnt = _mb_counts(x2d, st, kind, nbits, shift, choice, interpret)
+            new = jax.vmap(
+                lambda s, c, d: _Search.update(s, c, kk, shift, width, nbits, d),
+            )(st, cnt, d)
+            return tuple(new)
+
+        # skip the launch once every row has found its threshold
+        st = lax.cond(jnp.all(st[2] != 0), lambda st: st, run, st)
+    return _Search.finish(st, kk, nbits)
+
+
+def _select_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, clen, write):
+    row, c = pl.program_id(0), pl.program_id(1)
+    thr = [tuple(t_ref[row, 3 * j + i] for i in range(3)) for j in range(ntargets)]
+    thr_lo = thr[1] if ntargets > 1 else None
+    ct = choice.ctile
+    lane = lax.broadcasted_iota(I32, (ct,), 0)
+    lo = c * clen
+    hi = jnp.minimum(lo + clen, n)
+    # per-chunk bases: [selected so far, ties of target 0 so far, ties of target 1 so far]
+    base0 = tuple(b_ref[row, c, j] for j in range(1 + ntargets)) if write else None
+
+    def body(t, carry):
+        base, ties = carry[0], carry[1:]
+        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        key = kind_key(v, kind)
+        sel, ties = _selection(key, mask & (cols < hi), thr[0], thr_lo, ties)
+        si = sel.astype(I32)
+        if write:
+            pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
+            _store(o_ref, row, pos, cols, sel)
+        return (base + jnp.sum(si, dtype=I32), *ties)
+
+    init = base0 if write else (I32(0),) * (1 + ntargets)
+    out = lax.fori_loop(I32(0), ((hi - lo + ct - 1) // ct).astype(I32), body, init)
+    if not write:
+        for j in range(1 + ntargets):
+            o_ref[row, c, j] = out[j]
+
+
+def _multiblock(x2d, k, kind, targets, choice, interpret):
+    rows, n = x2d.shape
+    thr = [_mb_search(x2d, kk, kind, choice, interpret) for kk in targets]
+    t = jnp.stack([a for th in thr for a in th], axis=1)  # (rows, 3 * ntargets)
+    clen = _chunk_len(n, choice)
+    nch = pl.cdiv(n, clen)
+    common = dict(n=n, k=k, kind=kind, ntargets=len(targets), choice=choice, clen=clen)
+    params = _compiler_params(choice, interpret)
+    counts = pl.pallas_call(
+        functools.partial(_select_kernel, write=False, **common),
+        out_shape=jax.ShapeDtypeStruct((rows, nch, 1 + len(targets)), I32),
+        grid=(rows, nch),
+        interpret=interpret,
+        **params,
+    )(x2d, t, jnp.zeros((rows, nch, 1 + len(targets)), I32))
+    bases = jnp.cumsum(counts, axis=1, dtype=I32) - counts  # exclusive, per row over chunks
+    out = pl.pallas_call(
+        functools.partial(_select_kernel, write=True, **common),
+        out_shape=jax.ShapeDtypeStruct((rows, k + choice.ctile), I32),
+        grid=(rows, nch),
+        interpret=interpret,
+        **params,
+    )(x2d, t, bases)
+    return out[:, :k]
+
+
+# ----------------------------------------------------------------------------- entry
+
+
+def select_indices_pallas(x2d, k: int, kind: str, choice, *, interpret: bool):
+    """Indices of the selected entries of each row of ``x2d`` (rows, n), ordered.
+
+    Same contract as ``xla.select_indices``: Top-K descending, Bottom-K / Mid-K
+    ascending, ties by increasing index. ``0 < k < n`` (the caller handles the rest).
+    """
+    _rows, n = x2d.shape
+    targets = ((n - k) // 2 + k, (n - k) // 2) if kind == "mid" else (k,)
+    run = _multiblock if choice.use_2ce else _fused
+    idx = run(x2d, k, kind, targets, choice, interpret)
+    return order_survivors(x2d, idx, kind, choice.mk)
+
+
+def order_survivors(x2d, idx, kind: str, mk: int):
+    """Order survivors (given in index order) by decreasing kind key, ties by index.
+
+    ``mk = 0``: stable sort of the k keys. ``mk = 1``: counting rank — each survivor's
+    slot is the number of survivors before it in the order (O(k²) compares, no sort).
+    """
+    vals = jnp.take_along_axis(x2d, idx, axis=-1)
+    key = kind_key(vals, kind)
+    if mk == 1:
+        k = idx.shape[-1]
+        i = lax.broadcasted_iota(I32, (k, k), 0)
+        j = lax.broadcasted_iota(I32, (k, k), 1)
+        kj, ki = key[:, None, :], key[:, :, None]
+        before = (kj > ki) | ((kj == ki) & (j < i))
+        rank = jnp.sum(before.astype(I32), axis=-1, dtype=I32)
+        out = jnp.zeros_like(idx)
+        return jax.vmap(lambda o, r, v: o.at[r].set(v, unique_indices=True))(out, rank, idx)
+    _, out = lax.sort((~key, idx), dimension=1, num_keys=1, is_stable=True)
+    return out

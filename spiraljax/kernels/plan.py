@@ -1,0 +1,237 @@
+"""Rank-K launch plans: device capabilities, kernel choices and the built-in policy.
+
+``plan_rank(kind, rows, cols, k, caps)`` returns a ``RankPlan`` whose ``choice`` is what
+the Pallas path actually runs: ``use_2ce`` picks the kernel shape (fused per-row kernel
+or multi-block passes), ``mkd`` the radix digit width, ``tile`` / ``ctile`` the block
+sizes of the counting and compaction loops, ``chunks`` the column blocks per row of the
+multi-block shape, ``warps`` / ``stages`` the Triton launch parameters and ``mk`` how the
+k survivors are ordered. ``candidate_domain(caps, ...)`` lists the legal values of every
+field (the search space for SpiralK's SoftLogic and for ``spiraljax tune``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from typing import NamedTuple
+
+KINDS = ("top", "bottom", "mid")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceCaps:
+    """What the planner needs to know about a device.
+
+    Attributes:
+      backend: ``"cuda"``, ``"rocm"``, ``"cpu"`` or ``"tpu"``.
+      sm_count: streaming multiprocessors / compute units (parallel programs in flight).
+      lane_width: threads per warp / wavefront (32 CUDA, 64 ROCm, 1 CPU).
+      max_workgroup: most threads per program (1024 on CUDA/ROCm).
+      shared_mem: shared memory per program in bytes (0 when not applicable).
+      l2_bytes: last-level cache size in bytes (rows re-read between passes stay there).
+    """
+
+    backend: str = "cpu"
+    sm_count: int = 1
+    lane_width: int = 1
+    max_workgroup: int = 1024
+    shared_mem: int = 0
+    l2_bytes: int = 0
+
+    def __post_init__(self):
+        if self.backend not in ("cuda", "rocm", "cpu", "tpu"):
+            raise ValueError(f"backend={self.backend!r} is not one of cuda, rocm, cpu, tpu")
+        for name in ("sm_count", "lane_width", "max_workgroup"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be ≥ 1")
+        if self.lane_width > self.max_workgroup:
+            raise ValueError(
+                f"lane_width={self.lane_width} exceeds max_workgroup={self.max_workgroup}"
+            )
+
+    @classmethod
+    def cuda(cls, sm_count=132, *, max_workgroup=1024, shared_mem=227 * 1024, l2_bytes=50 << 20):
+        """An NVIDIA GPU (defaults: H100/H200, 132 SMs)."""
+        return cls("cuda", sm_count, 32, max_workgroup, shared_mem, l2_bytes)
+
+    @classmethod
+    def rocm(cls, sm_count=304, *, max_workgroup=1024, shared_mem=64 * 1024, l2_bytes=4 << 20):
+        """An AMD GPU (defaults: MI300X, 304 CUs, 64-wide wavefronts)."""
+        return cls("rocm", sm_count, 64, max_workgroup, shared_mem, l2_bytes)
+
+    @classmethod
+    def cpu(cls):
+        return cls("cpu", 1, 1, 1024, 0, 0)
+
+    @classmethod
+    def detect(cls):
+        """Caps of ``jax.devices()[0]`` (SM count read from the device where exposed)."""
+        return _detect()
+
+    @property
+    def subgroup(self) -> bool:
+        return self.lane_width > 1
+
+
+@functools.cache
+def _detect() -> DeviceCaps:
+    import jax
+
+    dev = jax.devices()[0]
+    platform = dev.platform
+    if platform in ("gpu", "cuda"):
+        sms = getattr(dev, "core_count", None) or 132
+        return DeviceCaps.cuda(int(sms))
+    if platform == "rocm":
+        sms = getattr(dev, "core_count", None) or 304
+        return DeviceCaps.rocm(int(sms))
+    if platform == "tpu":
+        return DeviceCaps("tpu", 1, 1, 1024, 0, 0)
+    return DeviceCaps.cpu()
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """Kernel variant and launch parameters of the Pallas Rank-K path.
+
+    Attributes:
+      use_2ce: two-stage ("two command") multi-block shape — a grid of rows × ``chunks``
+        programs, one launch per radix pass with per-chunk counts summed in XLA, then a
+        count and a write launch for the compaction. ``False``: the fused shape, one
+        program per row running all passes and the compaction in a single launch.
+      mk: merge kind, how the k survivors (written in index order) are ordered:
+        0 = stable sort of their keys, 1 = counting rank (O(k²) compares, for small k).
+      mkd: radix digit width D in bits (1–4); each pass tests 2^D candidate prefixes, so a
+        32-bit key needs ⌈32/D⌉ passes at most (fewer: the search exits once the count
+        matches k).
+      tile: elements per block in the counting passes (power of two).
+      ctile: elements per block in the compaction pass (power of two).
+      chunks: column blocks per row in the multi-block shape (ignored when fused).
+      warps: Triton ``num_warps`` of every launch.
+      stages: Triton ``num_stages`` (software pipelining depth of the loops).
+    """
+
+    use_2ce: bool = False
+    mk: int = 0
+    mkd: int = 2
+    tile: int = 2048
+    ctile: int = 1024
+    chunks: int = 1
+    warps: int = 8
+    stages: int = 2
+
+    def validate(self, caps: DeviceCaps | None = None, k: int | None = None) -> Choice:
+        dom = candidate_domain(caps)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v not in dom[f.name]:
+                raise ValueError(f"Choice.{f.name}={v!r} is not one of {dom[f.name]}")
+        if self.mk == 1 and k is not None and k > MK1_MAX_K:
+            raise ValueError(f"Choice.mk=1 (counting rank) needs k ≤ {MK1_MAX_K}, got k={k}")
+        return self
+
+
+#: counting-rank ordering builds a k×k comparison per row; above this a sort is cheaper.
+MK1_MAX_K = 256
+
+
+def candidate_domain(caps: DeviceCaps | None = None) -> dict[str, tuple]:
+    """Legal values of every ``Choice`` field on ``caps`` (the planner's search space)."""
+    caps = caps or DeviceCaps.cuda()
+    max_warps = max(1, caps.max_workgroup // max(caps.lane_width, 32))
+    return {
+        "use_2ce": (False, True),
+        "mk": (0, 1),
+        "mkd": (1, 2, 3, 4),
+        "tile": (256, 512, 1024, 2048, 4096, 8192),
+        "ctile": (256, 512, 1024, 2048, 4096),
+        "chunks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        "warps": tuple(w for w in (1, 2, 4, 8, 16, 32) if w <= max_warps),
+        "stages": (1, 2, 3, 4),
+    }
+
+
+def candidates(caps: DeviceCaps | None = None, **fixed) -> list[Choice]:
+    """Every ``Choice`` of the domain with the given fields held fixed (for search)."""
+    dom = candidate_domain(caps)
+    for name, value in fixed.items():
+        dom[name] = (value,)
+    names = list(dom)
+    return [
+        Choice(**dict(zip(names, vals, strict=False))) for vals in itertools.product(*dom.values())
+    ]
+
+
+class RankPlan(NamedTuple):
+    """A planned Rank-K launch: the ``choice``, who made it (``source``), its ``score``."""
+
+    kind: str
+    rows: int
+    cols: int
+    k: int
+    choice: Choice
+    source: str
+    score: float
+
+
+def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice:
+    """The built-in policy (used until SpiralK drives the plan).
+
+    * Multi-block (``use_2ce``) when one program per row cannot fill the device:
+      ``rows < 2·SMs`` and the row is long (≥ 64 tiles); chunks give each SM ~4 programs.
+    * Digit width 2: four candidates per pass balances compares per element (2^D per
+      pass) against passes (⌈bits/D⌉), and early exit ends after ~log2(n)+2 bits.
+    * Tiles: counting tile 2048 (4096 for long rows), compaction tile 1024 (smaller for
+      short rows so masked lanes are few); 8 warps, 2 stages.
+    * Survivors ordered by counting rank for k ≤ 32 (tiny k×k), else by sort.
+    """
+    tile = 4096 if cols >= (1 << 20) else 2048
+    tile = min(tile, max(256, 1 << (max(cols, 1) - 1).bit_length()))
+    ctile = min(1024, tile)
+    use_2ce = rows < 2 * caps.sm_count and cols >= 64 * tile
+    chunks = 1
+    if use_2ce:
+        want = max(1, (4 * caps.sm_count) // max(rows, 1))
+        chunks = min(1024, 1 << (want - 1).bit_length(), max(1, cols // tile))
+        chunks = 1 << (chunks.bit_length() - 1)
+    return Choice(
+        use_2ce=use_2ce,
+        mk=1 if k <= 32 else 0,
+        mkd=2,
+        tile=tile,
+        ctile=ctile,
+        chunks=chunks,
+        warps=8,
+        stages=2,
+    )
+
+
+def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None) -> RankPlan:
+    """Plan a Rank-K launch for ``rows`` rows of ``cols`` entries selecting ``k``.
+
+    Args:
+      kind: ``"top"``, ``"bottom"`` or ``"mid"`` (``"topk"`` etc. accepted).
+      rows, cols, k: problem size; ``0 ≤ k ≤ cols``.
+      caps: device capabilities (default ``DeviceCaps.detect()``).
+
+    Returns:
+      ``RankPlan(kind, rows, cols, k, choice, source, score)``; ``source="builtin"``
+      with ``score=0.0`` for the built-in policy of ``default_choice``.
+    """
+    kind = normalize_kind(kind)
+    for name, v in (("rows", rows), ("cols", cols), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name}={v!r} must be a non-negative integer")
+    if k > cols:
+        raise ValueError(f"k={k} exceeds cols={cols}")
+    caps = caps or DeviceCaps.detect()
+    choice = default_choice(kind, rows, cols, k, caps).validate(caps, k)
+    return RankPlan(kind, rows, cols, k, choice, "builtin", 0.0)
+
+
+def normalize_kind(kind: str) -> str:
+    name = {"topk": "top", "bottomk": "bottom", "midk": "mid"}.get(kind, kind)
+    if name not in KINDS:
+        raise ValueError(f"kind={kind!r} is not one of top, bottom, mid")
+    return name
