@@ -1,0 +1,32 @@
+"""Riemannian optax transforms, gradient tapes and the topos guard transform (SPEC §2).
+
+* :func:`riemannian_sgd`, :func:`riemannian_adam` — ``optax.GradientTransformationExtraArgs``
+  on the Poincaré ball (geoopt semantics); they emit ``new − old`` and need ``params``.
+* :func:`apply_updates` — ``project(params + updates)`` on ball leaves.
+* :class:`Hypergrad`, :class:`Realgrad` — functional gradient tapes (pytrees).
+* :func:`topos_guard` — rewrites non-finite / oversized updates and counts the rewrites.
+"""
+
+from spiraljax.optim.guard import ToposGuardState, topos_guard
+from spiraljax.optim.riemannian import (
+    RiemannianAdamState,
+    RiemannianSGDState,
+    apply_updates,
+    riemannian_adam,
+    riemannian_sgd,
+    riemannian_sgd_step,
+)
+from spiraljax.optim.tapes import Hypergrad, Realgrad
+
+__all__ = [
+    "Hypergrad",
+    "Realgrad",
+    "RiemannianAdamState",
+    "RiemannianSGDState",
+    "ToposGuardState",
+    "apply_updates",
+    "riemannian_adam",
+    "riemannian_sgd",
+    "riemannian_sgd_step",
+    "topos_guard",
+]
