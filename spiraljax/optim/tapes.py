@@ -49,13 +49,13 @@ __all__ = ["Hypergrad", "Realgrad"]
 def _check_shape(shape: Any) -> tuple[int, ...]:
     if isinstance(shape, int | np.integer):
         shape = (shape,)
-    try:
-        out = tuple(int(s) for s in shape)
-    except TypeError as err:
-        raise ValueError(f"shape={shape!r} must be a tuple of positive integers") from err
-    if not out or any(s <= 0 for s in out):
-        raise ValueError(f"shape={out} must be a non-empty tuple of positive integers")
-    return out
+    if isinstance(shape, str) or not isinstance(shape, Sequence):
+        raise ValueError(f"shape={shape!r} must be a tuple of positive integers")
+    if not shape or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0 for s in shape
+    ):
+        raise ValueError(f"shape={tuple(shape)!r} must be a non-empty tuple of positive integers")
+    return tuple(int(s) for s in shape)
 
 
 class _Tape:
