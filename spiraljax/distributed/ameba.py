@@ -67,6 +67,11 @@ def _tree_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
 
 
+def _along_first(w: jax.Array, stack: jax.Array) -> jax.Array:
+    """Per-point weights ``w`` (m,) shaped to broadcast over ``stack``'s point axes."""
+    return w.astype(stack.dtype).reshape((-1,) + (1,) * (stack.ndim - 2))
+
+
 def _neighbours(tree: Any, axis_names: tuple[str, ...], sizes: tuple[int, ...]) -> list[Any]:
     """Values of the ring neighbours along each mesh axis of size > 1."""
     out = []
@@ -162,7 +167,7 @@ def gossip(
 
             def midpoint(own, *others):
                 stack = jnp.stack([own, *others])
-                return weighted_midpoint(stack, w.astype(stack.dtype), curvature=curvature, axis=0)
+                return weighted_midpoint(stack, _along_first(w, stack), curvature=curvature, axis=0)
 
             return jax.tree.map(midpoint, x, *nbs)
 
@@ -229,7 +234,7 @@ def gossip(
 
         consensus = jax.tree.map(
             lambda v: weighted_midpoint(
-                v, jnp.ones(v.shape[0], v.dtype), curvature=curvature, axis=0
+                v, _along_first(jnp.ones(v.shape[0]), v), curvature=curvature, axis=0
             ),
             per_device,
         )

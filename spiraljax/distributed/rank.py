@@ -57,7 +57,7 @@ def _select(kind: str, x: Any, k: int, axis: int) -> tuple[jax.Array, jax.Array]
     if not isinstance(sharding, NamedSharding):
         return op(x, k, axis=axis)
     names = _mesh_axes_of(sharding.spec, axis)
-    if not names:
+    if not names or k == 0:  # nothing to merge (XLA cannot all-gather empty blocks)
         return op(x, k, axis=axis)
 
     mesh = sharding.mesh

@@ -91,3 +91,33 @@ def test_gossip_rejects_bad_arguments():
         gossip(_loss, jnp.zeros(3), (a, b), optax.sgd(0.1), topology="star")
     with pytest.raises(ValueError, match="2-D mesh"):
         gossip(_loss, jnp.zeros(3), (a, b), optax.sgd(0.1), topology="torus")
+
+
+def test_gossip_on_the_poincare_ball_mixes_by_gyro_midpoint():
+    from spiraljax.geometry import poincare
+    from spiraljax.optim import riemannian_sgd
+
+    rng = np.random.default_rng(4)
+    targets = jnp.asarray(poincare.project(jnp.asarray(rng.normal(size=(16, 2)) * 0.3)))
+
+    def loss(p, shard):
+        return jnp.mean(poincare.dist(p, shard) ** 2)
+
+    # centralised Fréchet mean of all targets: the minimiser of the global loss
+    w_star = poincare.frechet_mean(targets, axis=0, maxiter=500)
+    res = gossip(
+        loss,
+        jnp.zeros(2, jnp.float64),
+        targets,
+        riemannian_sgd(0.005),
+        curvature=-1.0,
+        damping=0.5,
+        tolerance=1e-7,
+        max_rounds=4000,
+    )
+    # constant steps without tracking leave an O(lr) disagreement and bias
+    assert np.all(np.linalg.norm(np.asarray(res.params), axis=-1) < 1.0)
+    assert float(res.disagreement) < 0.05
+    assert float(poincare.dist(res.consensus, w_star)) < 0.05
+    with pytest.raises(ValueError, match="tracking"):
+        gossip(loss, jnp.zeros(2), targets, riemannian_sgd(0.05), curvature=-1.0, tracking=True)
