@@ -77,9 +77,7 @@ def on_files(files: Files, config) -> Files:
     root = _root(config)
     notebooks = _notebooks(root)
     for nb in notebooks:
-        files.append(
-            File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb))
-        )
+        files.append(File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb)))
     _state["notebooks"] = notebooks
 
     # Files linked from included documents, served next to the including page.
@@ -112,7 +110,9 @@ def on_files(files: Files, config) -> Files:
 def _notebook_table(notebooks: list[Path], repo_url: str | None) -> str:
     if not notebooks:
         log.info("no notebooks found in notebooks/")
-        return "!!! warning\n    No notebooks were found in `notebooks/` when this site was built.\n"
+        return (
+            "!!! warning\n    No notebooks were found in `notebooks/` when this site was built.\n"
+        )
     lines = ["| notebook | title | download |", "|---|---|---|"]
     for nb in notebooks:
         title = _notebook_title(nb).replace("|", "\\|")

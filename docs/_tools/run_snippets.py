@@ -65,7 +65,9 @@ def program(page: Path) -> tuple[str | None, list[str]]:
         return None, []
     missing = _missing({m for _, _, needs in found for m in needs})
     parts = [
-        f"# --- {page.name}:{line}\n__block__ = {line}\n{code}\n"
+        f"# --- {page.name}:{line}\n__t__ = __import__('time').perf_counter()\n{code}\n"
+        f"__import__('sys').stderr.write("
+        f"'  block at line {line}: %.1fs\\n' % (__import__('time').perf_counter() - __t__))\n"
         for line, code, needs in found
         if not set(needs) & set(missing)
     ]
@@ -93,6 +95,7 @@ def main(argv: list[str]) -> int:
         print(f"{status:6} {dt:6.1f}s  {page.relative_to(DOCS.parent)}")
         if verbose and proc.returncode == 0:
             print(proc.stdout)
+            print(proc.stderr)
         if proc.returncode != 0:
             failed.append(page)
             print(proc.stdout[-3000:])
