@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.metadata
 import json
 import platform
 import statistics
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> dict:
         "versions": {
             "python": platform.python_version(),
             "jax": jax.__version__,
-            "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+            "jaxlib": importlib.metadata.version("jaxlib"),
             "numpy": np.__version__,
         },
         "host": {"machine": platform.machine(), "cpus": __import__("os").cpu_count()},

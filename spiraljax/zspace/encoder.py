@@ -25,7 +25,8 @@ per character, covering [0, ½); frequencies above ½ mirror them for a real sig
 ``encode_wave`` returns W_j = A_j·e^{iφ_j} (M complex numbers, whatever N is);
 ``encode_z_space`` maps the tangent vector v = (Re W₀, Im W₀, Re W₁, Im W₁, …) ∈ ℝ^P by
 ``expmap0`` into the ball of the encoder's curvature (radius 1/√c; outputs are projected to
-norm ≤ (1 − ε)/√c, so they lie strictly inside). Since x₀ > 0, A_j² ≥ x₀²/(N P²) > 0.
+norm ≤ (1 − ε)/√c, so they lie strictly inside). Since x₀ > 0, A_j² ≥ x₀²/(N P²) > 0. W₀ is
+real (X(0) = Σ x_n > 0), so coordinate 1 of every point is 0: the mean level sits on axis 0.
 
 Computation (O(N log N), never an O(N²) DFT): r(τ) for τ < P is read off one real FFT of
 the zero-padded, mean-centred signal (Wiener–Khinchin; the mean's part is added back in
@@ -45,7 +46,7 @@ lag-window spectral estimate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -387,9 +388,10 @@ class LanguageWaveEncoder:
         """The text's point in the ball: ``(dim,)``."""
         return self.encode_codes(*self._single(text))[0]
 
-    def _batched(self, texts: Sequence[str], fn) -> jax.Array:
-        if isinstance(texts, str) or not isinstance(texts, Sequence):
+    def _batched(self, texts: Iterable[str], fn) -> jax.Array:
+        if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
             raise TextInputError(f"texts must be a sequence of str, got {type(texts).__name__}")
+        texts = list(texts)
         codes = [text_to_codes(t, f"texts[{i}]") for i, t in enumerate(texts)]
         groups: dict[int, list[int]] = {}
         for i, c in enumerate(codes):
@@ -413,10 +415,10 @@ class LanguageWaveEncoder:
         out = jnp.concatenate(parts)
         return out[np.argsort(np.asarray(order))]
 
-    def encode_batch(self, texts: Sequence[str]) -> jax.Array:
+    def encode_batch(self, texts: Iterable[str]) -> jax.Array:
         """``(B, dim)``, row i equal to ``encode_z_space(texts[i])``."""
         return self._batched(texts, self.encode_codes)
 
-    def encode_wave_batch(self, texts: Sequence[str]) -> jax.Array:
+    def encode_wave_batch(self, texts: Iterable[str]) -> jax.Array:
         """``(B, dim/2)`` complex, row i equal to ``encode_wave(texts[i])``."""
         return self._batched(texts, self.wave_codes)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from spiraljax.zspace import (
     LanguageWaveEncoder,
     TextInputError,
+    bucket_length,
     pad_codes,
     text_to_codes,
     wave_from_codes,
@@ -318,3 +319,19 @@ def test_bad_core_inputs():
         z_space_from_codes(codes, lengths, curvature=1.0, dim=4)
     with pytest.raises(ValueError, match="length=2 is shorter"):
         pad_codes(["abc"], length=2)
+
+
+def test_bucket_lengths_and_iterables():
+    assert [bucket_length(n) for n in (1, 16, 17, 1000, 1024, 1025, 10**6)] == [
+        16,
+        16,
+        32,
+        1024,
+        1024,
+        2048,
+        1 << 20,
+    ]
+    enc = LanguageWaveEncoder(dim=4, dtype=jnp.float64)
+    from_gen = enc.encode_batch(t for t in ["ab", "cde"])
+    from_tuple = enc.encode_batch(("ab", "cde"))
+    np.testing.assert_array_equal(np.asarray(from_gen), np.asarray(from_tuple))
