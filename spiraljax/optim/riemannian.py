@@ -236,7 +236,9 @@ def riemannian_sgd(
     guards.check_curvature(curvature)
     _check_unit_interval("momentum", momentum)
     _check_retraction(retraction)
-    use_momentum = not (guards.is_concrete(momentum) and float(momentum) == 0.0)
+    # A JAX-array momentum (e.g. from optax.inject_hyperparams, concrete at init and traced
+    # in update) always keeps a buffer, so the state layout does not depend on its value.
+    use_momentum = isinstance(momentum, jax.Array) or float(momentum) != 0.0
     if nesterov and not use_momentum:
         raise ValueError(f"nesterov=True requires momentum > 0, got momentum={momentum}")
 

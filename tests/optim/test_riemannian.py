@@ -477,3 +477,17 @@ def test_bad_hyperparameters():
         riemannian_adam(0.1, b2=-0.5)
     with pytest.raises(ValueError, match="eps=-1"):
         riemannian_adam(0.1, eps=-1.0)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_inject_hyperparams_momentum(momentum):
+    # momentum arrives as a concrete array in init and a traced one in update.
+    tx = optax.inject_hyperparams(riemannian_sgd)(learning_rate=0.3, momentum=momentum)
+    x = jnp.asarray(X0)
+    state = tx.init(x)
+    step = jax.jit(tx.update)
+    for _ in range(4):
+        u, state = step(_egrad_jnp(x), state, x)
+        x = apply_updates(x, u)
+    expected = ref.run_sgd(X0, _egrad_np, [0.3] * 4, 1.0, momentum=momentum)
+    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-13)
