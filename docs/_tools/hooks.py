@@ -10,6 +10,10 @@
   to the page; relative links to anything else are turned into plain code spans, so a
   new link in an included file can never break the strict build.
 
+* ``<!-- spiraljax:cli-help -->`` is replaced by the ``--help`` text of the ``spiraljax``
+  command and of every sub-command, read from ``spiraljax.cli.build_parser()`` in a
+  subprocess, so the page always matches the installed command line.
+
 Missing inputs are reported in the page itself (and logged), never silently dropped.
 """
 
@@ -19,6 +23,8 @@ import json
 import logging
 import posixpath
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
@@ -26,6 +32,22 @@ from mkdocs.structure.files import File, Files
 log = logging.getLogger("mkdocs.hooks.spiraljax")
 
 NOTEBOOK_MARKER = "<!-- spiraljax:notebooks -->"
+CLI_MARKER = "<!-- spiraljax:cli-help -->"
+CLI_SCRIPT = r"""
+import argparse, json, os
+os.environ["COLUMNS"] = "96"
+from spiraljax.cli import build_parser
+
+def walk(parser, path, out):
+    out.append((" ".join(path), parser.format_help()))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                walk(sub, path + [name], out)
+    return out
+
+print(json.dumps(walk(build_parser(), ["spiraljax"], [])))
+"""
 INCLUDE = re.compile(r"<!--\s*spiraljax:include\s+(\S+)\s*-->")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^#{1,5} ")
@@ -155,8 +177,35 @@ def _include(rel: str, root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cli_help(root: Path) -> str:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", CLI_SCRIPT],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=120,
+        )
+        sections = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        sections, proc = None, exc
+    if not sections:
+        detail = getattr(proc, "stderr", str(proc))[-2000:]
+        log.warning("could not read the spiraljax command line: %s", detail)
+        return (
+            "!!! warning\n"
+            "    The `spiraljax` command line could not be read when this site was built.\n"
+        )
+    out = []
+    for name, text in sections:
+        out.append(f"### `{name}`\n\n```text\n{text.rstrip()}\n```\n")
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     root = _root(config)
+    if CLI_MARKER in markdown:
+        markdown = markdown.replace(CLI_MARKER, _cli_help(root))
     if NOTEBOOK_MARKER in markdown:
         table = _notebook_table(_state.get("notebooks", []), config.repo_url)
         markdown = markdown.replace(NOTEBOOK_MARKER, table)
