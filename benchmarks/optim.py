@@ -137,11 +137,12 @@ def main() -> None:
     for n in args.sizes:
         for d in args.dims:
             v = rng.normal(size=(n, d))
-            x0 = (0.9 * v / np.linalg.norm(v, axis=-1, keepdims=True) * rng.random((n, 1)))
+            x0 = 0.9 * v / np.linalg.norm(v, axis=-1, keepdims=True) * rng.random((n, 1))
             x0 = x0.astype(np.float32)
             g = rng.normal(size=(n, d)).astype(np.float32)
             for name in CONFIGS:
-                res = bench_spiraljax(name, jnp.asarray(x0), jnp.asarray(g), args.steps, args.repeats)
+                xj, gj = jnp.asarray(x0), jnp.asarray(g)
+                res = bench_spiraljax(name, xj, gj, args.steps, args.repeats)
                 if not args.no_geoopt:
                     res.update(bench_geoopt(name, x0, g, args.steps, args.repeats) or {})
                 geo = res.get("geoopt")
