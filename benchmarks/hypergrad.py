@@ -22,9 +22,11 @@ Measurements (per method and T), all on ``jax.jit`` of ``θ -> (value, hypergrad
 * wall time — median of ``--repeats`` calls after one warm-up call, ``block_until_ready``;
 * peak memory — from XLA's compiled executable, ``compiled.memory_analysis()``:
   ``temp_size_in_bytes`` (scratch buffers live during execution; this is what grows with T for
-  unrolled differentiation) plus argument and output sizes (minus aliased bytes). This is the
-  static buffer assignment of the whole program, i.e. the peak device memory the executable
-  needs, independent of allocator state and the same method on CPU and GPU;
+  unrolled differentiation) plus argument and output sizes (minus aliased bytes). The data
+  are jit arguments, so they are included in the argument size (not hidden as constants). This
+  is XLA's static buffer assignment for the whole program, i.e. the device memory the
+  executable needs at its peak, independent of allocator state and measured the same way on
+  CPU and GPU;
 * ``rel_err`` — relative difference of the hypergradient from a reference (implicit CG after
   20 000 inner steps), to show that the methods compute the same quantity (unrolled converges
   to it as T grows).
@@ -80,6 +82,14 @@ def make_problem(n: int, d: int, dtype, seed: int = 0):
 
     X, y = split(n)
     Xv, yv = split(n // 2)
+    # Lipschitz constant of the logistic loss gradient: ‖X‖²/(4n) + max λ.
+    L = float(np.linalg.norm(np.asarray(X, np.float64), 2) ** 2 / (4 * n)) + float(np.exp(0.0))
+    return (X, y, Xv, yv), 1.0 / L
+
+
+def losses(data):
+    """Inner / outer losses over ``data`` (passed as a jit argument, so it is counted)."""
+    X, y, Xv, yv = data
 
     def inner_loss(w, theta):
         return jnp.mean(jax.nn.softplus(-y * (X @ w))) + 0.5 * jnp.sum(jnp.exp(theta) * w**2)
@@ -87,35 +97,45 @@ def make_problem(n: int, d: int, dtype, seed: int = 0):
     def outer_loss(w, theta):
         return jnp.mean(jax.nn.softplus(-yv * (Xv @ w)))
 
-    # Lipschitz constant of the logistic loss gradient: ‖X‖²/(4n) + max λ.
-    L = float(np.linalg.norm(np.asarray(X, np.float64), 2) ** 2 / (4 * n)) + float(np.exp(0.0))
-    return inner_loss, outer_loss, 1.0 / L
+    return inner_loss, outer_loss
 
 
-def build_methods(inner_loss, outer_loss, lr, w0, T, solve_tol, solve_maxiter):
+def build_methods(lr, w0, T, solve_tol, solve_maxiter):
+    """Each method is ``fn(θ, data) -> (value, hypergradient)``."""
     opt = optax.sgd(lr, momentum=0.9)
     cg_opts = {"tol": solve_tol, "maxiter": solve_maxiter}
+
+    def implicit(solve, solve_options):
+        def fn(h, data):
+            inner_loss, outer_loss = losses(data)
+            return implicit_hypergrad(
+                outer_loss,
+                inner_loss,
+                h,
+                w0,
+                optimizer=opt,
+                maxiter=T,
+                tol=0.0,
+                solve=solve,
+                solve_options=solve_options,
+            )[:2]
+
+        return fn
+
+    def unrolled(checkpoint):
+        def fn(h, data):
+            inner_loss, outer_loss = losses(data)
+            return unrolled_hypergrad(
+                outer_loss, inner_loss, h, w0, optimizer=opt, steps=T, checkpoint=checkpoint
+            )[:2]
+
+        return fn
+
     methods = {
-        "implicit-cg": lambda h: implicit_hypergrad(
-            outer_loss, inner_loss, h, w0, optimizer=opt, maxiter=T, tol=0.0, solve_options=cg_opts
-        )[:2],
-        "implicit-neumann": lambda h: implicit_hypergrad(
-            outer_loss,
-            inner_loss,
-            h,
-            w0,
-            optimizer=opt,
-            maxiter=T,
-            tol=0.0,
-            solve="neumann",
-            solve_options={"alpha": lr, **cg_opts},
-        )[:2],
-        "unrolled": lambda h: unrolled_hypergrad(
-            outer_loss, inner_loss, h, w0, optimizer=opt, steps=T
-        )[:2],
-        "unrolled-ckpt": lambda h: unrolled_hypergrad(
-            outer_loss, inner_loss, h, w0, optimizer=opt, steps=T, checkpoint=True
-        )[:2],
+        "implicit-cg": implicit("cg", cg_opts),
+        "implicit-neumann": implicit("neumann", {"alpha": lr, **cg_opts}),
+        "unrolled": unrolled(False),
+        "unrolled-ckpt": unrolled(True),
     }
     if jaxopt is not None:
         solve_cg = jaxopt.linear_solve.solve_cg
@@ -123,22 +143,26 @@ def build_methods(inner_loss, outer_loss, lr, w0, T, solve_tol, solve_maxiter):
         def jaxopt_solve(matvec, b):
             return solve_cg(matvec, b, tol=solve_tol, maxiter=solve_maxiter)
 
-        @jaxopt_custom_root(jax.grad(inner_loss), solve=jaxopt_solve)
-        def inner_solver(init, theta):
-            w, _ = run_inner_optimizer(inner_loss, theta, init, optimizer=opt, maxiter=T, tol=0.0)
-            return w
+        def jaxopt_method(h, data):
+            inner_loss, outer_loss = losses(data)
 
-        def jaxopt_method(h):
+            @jaxopt_custom_root(jax.grad(inner_loss), solve=jaxopt_solve)
+            def inner_solver(init, theta):
+                w, _ = run_inner_optimizer(
+                    inner_loss, theta, init, optimizer=opt, maxiter=T, tol=0.0
+                )
+                return w
+
             return jax.value_and_grad(lambda t: outer_loss(inner_solver(w0, t), t))(h)
 
         methods["jaxopt-cg"] = jaxopt_method
     return methods
 
 
-def measure(fn, h, repeats):
+def measure(fn, h, data, repeats):
     jitted = jax.jit(fn)
     t0 = time.perf_counter()
-    compiled = jitted.lower(h).compile()
+    compiled = jitted.lower(h, data).compile()
     compile_s = time.perf_counter() - t0
     mem = compiled.memory_analysis()
     memory = None
@@ -154,11 +178,11 @@ def measure(fn, h, repeats):
             "alias": alias,
             "peak": temp + arg + out - alias,
         }
-    jax.block_until_ready(compiled(h))  # warm-up
+    jax.block_until_ready(compiled(h, data))  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = jax.block_until_ready(compiled(h))
+        out = jax.block_until_ready(compiled(h, data))
         times.append(time.perf_counter() - t0)
     return out, {
         "compile_s": compile_s,
@@ -192,7 +216,8 @@ def main(argv=None) -> None:
         jax.config.update("jax_enable_x64", True)
     dtype = jnp.dtype(args.dtype)
 
-    inner_loss, outer_loss, lr = make_problem(args.n, args.d, dtype)
+    data, lr = make_problem(args.n, args.d, dtype)
+    inner_loss, outer_loss = losses(data)
     w0 = jnp.zeros(args.d, dtype)
     h = jnp.full(args.d, -3.0, dtype)
     ref_fn = jax.jit(
@@ -211,11 +236,9 @@ def main(argv=None) -> None:
 
     rows = []
     for T in args.steps:
-        methods = build_methods(
-            inner_loss, outer_loss, lr, w0, T, args.solve_tol, args.solve_maxiter
-        )
+        methods = build_methods(lr, w0, T, args.solve_tol, args.solve_maxiter)
         for name, fn in methods.items():
-            (value, grad), stats = measure(fn, h, args.repeats)
+            (value, grad), stats = measure(fn, h, data, args.repeats)
             g = np.asarray(grad, np.float64)
             rel = float(np.linalg.norm(g - ref) / np.linalg.norm(ref))
             rows.append({"method": name, "T": T, "value": float(value), "rel_err": rel, **stats})

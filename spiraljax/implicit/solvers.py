@@ -18,8 +18,9 @@ flattened vector). All solvers are pure JAX (``lax.while_loop``) and compose wit
 ``vmap``; differentiating *through* them is possible but is not how hypergradients are formed
 (see :func:`spiraljax.implicit.custom_root`, which uses them only as black-box linear solves).
 
-``guard``: an optional callable ``x -> x`` applied to every iterate ``x_k`` (and to the running
-term of the Neumann series), e.g. ``spiraljax.topos.OpenCartesianTopos(...).rewrite`` to turn
+``guard``: an optional callable ``x -> x`` applied to every iterate ``x_k`` (to the running term
+and the partial sum of the Neumann series; to the iterate formed at the end of each restart
+cycle of GMRES), e.g. ``spiraljax.topos.OpenCartesianTopos(...).rewrite`` to turn
 NaN / Inf / oversized entries into finite ones. Any callable that maps a pytree to a pytree of
 the same structure works. Guarding changes the iterates, so the Krylov recurrences no longer hold
 exactly once it rewrites something; the reported residual is still the true one.
