@@ -10,7 +10,7 @@ For text lengths N = 10 … 10⁶ this measures, on the default JAX device:
 * ``seed_dft``      — the seed's O(N²) direct DFT X_k = Σ_n x_n e^{−2πikn/N} (as the seed code
   computes it, here vectorised in blocks of rows on the device), for N ≤ 10⁴ only.
 
-Throughput is characters per second (median of repeats, after a compile/warm-up call). The
+Throughput is characters per second (best of ≥ 3 repeats, after a compile/warm-up call). The
 script fits the slope of log(time) against log(N) over the largest lengths, so the O(N log N)
 (≈ linear) vs O(N²) scaling is visible in the table. Device-agnostic: run it unchanged on a
 GPU (``JAX_PLATFORMS=cuda``). Writes ``benchmarks/results/zspace.{md,json}``.
@@ -25,7 +25,6 @@ import datetime as _dt
 import importlib.metadata
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,8 +40,11 @@ DFT_MAX = 10_000
 BATCH_CHARS = 1 << 20
 
 
-def _timeit(fn, *, min_time: float = 0.2, max_reps: int = 50, min_reps: int = 3) -> float:
-    """Median wall time of ``fn()`` (which must block), after one warm-up call."""
+def _timeit(fn, *, min_time: float = 0.5, max_reps: int = 50, min_reps: int = 3) -> float:
+    """Best (minimum) wall time of ``fn()`` (which must block), after one warm-up call.
+
+    The minimum is the least noisy estimate of the intrinsic cost on a shared machine.
+    """
     fn()
     times: list[float] = []
     start = time.perf_counter()
@@ -52,7 +54,7 @@ def _timeit(fn, *, min_time: float = 0.2, max_reps: int = 50, min_reps: int = 3)
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def _text(n: int, rng: np.random.Generator) -> str:
@@ -198,7 +200,7 @@ def to_markdown(res: dict) -> str:
         "`core`: `z_space_from_codes` on one pre-padded text (device only); `text`: "
         "`encode_z_space(str)` end to end; `batch`: `encode_batch` of B texts of length N; "
         "`seed FFT`: the seed's full N-bin spectrum by `jnp.fft.fft`; `seed DFT`: the seed's "
-        "O(N²) direct DFT (N ≤ 10⁴). Median of repeats after warm-up.",
+        "O(N²) direct DFT (N ≤ 10⁴). Best of ≥ 3 repeats after warm-up.",
         "",
         "| N | core | text | batch (B) | seed FFT | seed DFT (O(N²)) | core time | DFT time |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",

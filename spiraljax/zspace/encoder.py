@@ -97,6 +97,16 @@ def bucket_length(n: int) -> int:
     return 1 << max(int(n) - 1, MIN_BUCKET - 1).bit_length()
 
 
+def _fill(codes: Sequence[np.ndarray], length: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    # Rows beyond len(codes) are filler texts of length 1 (code point 0), never returned.
+    out = np.zeros((rows, length), np.int32)
+    lens = np.ones(rows, np.int32)
+    for i, c in enumerate(codes):
+        out[i, : c.size] = c
+        lens[i] = c.size
+    return out, lens
+
+
 def pad_codes(texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Code points of ``texts`` zero-padded to ``(B, L)`` plus lengths ``(B,)`` (int32).
 
@@ -108,10 +118,7 @@ def pad_codes(texts: Sequence[str], length: int | None = None) -> tuple[np.ndarr
         length = bucket_length(longest)
     elif length < longest:
         raise ValueError(f"length={length} is shorter than the longest text ({longest})")
-    out = np.zeros((len(codes), length), np.int32)
-    for i, c in enumerate(codes):
-        out[i, : c.size] = c
-    return out, np.array([c.size for c in codes], np.int32)
+    return _fill(codes, length, len(codes))
 
 
 # --------------------------------------------------------------------------------------
@@ -376,9 +383,8 @@ class LanguageWaveEncoder:
     # text API --------------------------------------------------------------------------
     def _single(self, text: str) -> tuple[jax.Array, jax.Array]:
         codes = text_to_codes(text)
-        padded = np.zeros((1, bucket_length(codes.size)), np.int32)
-        padded[0, : codes.size] = codes
-        return jnp.asarray(padded), jnp.asarray([codes.size], jnp.int32)
+        padded, lens = _fill([codes], bucket_length(codes.size), 1)
+        return jnp.asarray(padded), jnp.asarray(lens)
 
     def encode_wave(self, text: str) -> jax.Array:
         """W for one text: complex array ``(dim/2,)`` (complex64 or complex128)."""
@@ -401,11 +407,7 @@ class LanguageWaveEncoder:
             # Group by bucket (memory stays O(Σ N), not B·max N) and pad the group size to a
             # power of two (bounded recompiles); filler rows are length-1 texts, discarded.
             rows = 1 << (len(idx) - 1).bit_length()
-            block = np.zeros((rows, length), np.int32)
-            lens = np.ones(rows, np.int32)
-            for r, i in enumerate(idx):
-                block[r, : codes[i].size] = codes[i]
-                lens[r] = codes[i].size
+            block, lens = _fill([codes[i] for i in idx], length, rows)
             parts.append(fn(jnp.asarray(block), jnp.asarray(lens))[: len(idx)])
             order.extend(idx)
         if not parts:
