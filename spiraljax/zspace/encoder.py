@@ -408,13 +408,16 @@ class LanguageWaveEncoder:
             # power of two (bounded recompiles); filler rows are length-1 texts, discarded.
             rows = 1 << (len(idx) - 1).bit_length()
             block, lens = _fill([codes[i] for i in idx], length, rows)
-            parts.append(fn(jnp.asarray(block), jnp.asarray(lens))[: len(idx)])
+            out = fn(jnp.asarray(block), jnp.asarray(lens))
+            parts.append(out if rows == len(idx) else out[: len(idx)])
             order.extend(idx)
         if not parts:
             width = self.dim if fn == self.encode_codes else self.wave_width
             dtype = self.dtype if fn == self.encode_codes else jnp.result_type(self.dtype, 1j)
             return jnp.zeros((0, width), dtype)
-        out = jnp.concatenate(parts)
+        out = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        if order == sorted(order):
+            return out
         return out[np.argsort(np.asarray(order))]
 
     def encode_batch(self, texts: Iterable[str]) -> jax.Array:
