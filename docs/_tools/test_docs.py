@@ -1,0 +1,42 @@
+"""Documentation checks, for CI: every page's examples run, and the site builds strictly.
+
+Run with ``python -m pytest -q docs/_tools/test_docs.py`` (CI: add it to the pytest call). The
+build test needs the ``docs`` extra (mkdocs, mkdocs-material, mkdocstrings) and is skipped
+without it; blocks marked ``.requires-MODULE`` are skipped where MODULE is missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parent
+DOCS = TOOLS.parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(TOOLS))
+
+import run_snippets  # noqa: E402
+
+PAGES = [p for p in sorted(DOCS.rglob("*.md")) if run_snippets.blocks(p.read_text("utf-8"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_page_examples_run(page):
+    assert run_snippets.main([str(page)]) == 0
+
+
+@pytest.mark.slow
+def test_site_builds_strictly(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
