@@ -105,9 +105,11 @@ class Choice:
       mkd: radix digit width D in bits (1–4); each pass tests 2^D candidate prefixes, so a
         32-bit key needs ⌈32/D⌉ passes at most (fewer: the search exits once the count
         matches k).
-      tile: elements per block in the counting passes (power of two).
+      tile: elements per block in the counting passes (power of two); ``tile ≥ cols``
+        selects the resident variant (row loaded once, kept in registers).
       ctile: elements per block in the compaction pass (power of two).
-      chunks: column blocks per row in the multi-block shape (ignored when fused).
+      chunks: column blocks per row in the multi-block shape (ignored when fused); an upper
+        bound — each block is a whole number of tiles, so short rows get fewer.
       warps: Triton ``num_warps`` of every launch.
       stages: Triton ``num_stages`` (software pipelining depth of the loops).
     """
@@ -132,6 +134,9 @@ class Choice:
         return self
 
 
+#: longest row the built-in policy keeps resident in registers (tile ≥ cols).
+RESIDENT_MAX = 8192
+
 #: counting-rank ordering builds a k×k comparison per row; above this a sort is cheaper.
 MK1_MAX_K = 256
 
@@ -144,7 +149,7 @@ def candidate_domain(caps: DeviceCaps | None = None) -> dict[str, tuple]:
         "use_2ce": (False, True),
         "mk": (0, 1),
         "mkd": (1, 2, 3, 4),
-        "tile": (256, 512, 1024, 2048, 4096, 8192),
+        "tile": (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
         "ctile": (256, 512, 1024, 2048, 4096),
         "chunks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         "warps": tuple(w for w in (1, 2, 4, 8, 16, 32) if w <= max_warps),
@@ -182,12 +187,17 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
       ``rows < 2·SMs`` and the row is long (≥ 64 tiles); chunks give each SM ~4 programs.
     * Digit width 2: four candidates per pass balances compares per element (2^D per
       pass) against passes (⌈bits/D⌉), and early exit ends after ~log2(n)+2 bits.
-    * Tiles: counting tile 2048 (4096 for long rows), compaction tile 1024 (smaller for
-      short rows so masked lanes are few); 8 warps, 2 stages.
+    * Rows of at most 8192 entries use the resident variant (``tile ≥ cols``: the row is
+      loaded once and stays in registers across passes); longer rows stream with
+      counting tile 2048 (4096 for rows ≥ 2^20) and compaction tile 1024; 8 warps,
+      2 stages.
     * Survivors ordered by counting rank for k ≤ 32 (tiny k×k), else by sort.
     """
-    tile = 4096 if cols >= (1 << 20) else 2048
-    tile = min(tile, max(256, 1 << (max(cols, 1) - 1).bit_length()))
+    pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
+    if pow2 <= RESIDENT_MAX:
+        tile = pow2
+    else:
+        tile = 4096 if cols >= (1 << 20) else 2048
     ctile = min(1024, tile)
     use_2ce = rows < 2 * caps.sm_count and cols >= 64 * tile
     chunks = 1

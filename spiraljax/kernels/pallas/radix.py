@@ -156,9 +156,26 @@ def _selection(key, valid, thr_hi, thr_lo, ties):
 # ----------------------------------------------------------------------------- fused
 
 
+def _resident_counts(key, mask, prefix, shift, nbits, digit):
+    """#{key ≥ c_d} for each digit d, from a row held in registers (one sum per digit)."""
+    d = lax.broadcasted_iota(I32, (1 << digit,), 0)
+    cnt = jnp.zeros((1 << digit,), I32)
+    for j in range(1 << digit):
+        # the digit as an int32 bit pattern (j << 30 may set the sign bit)
+        c = _to_signed(prefix | np.array(j << shift, np.uint32).view(np.int32), nbits)
+        cnt = jnp.where(d == j, jnp.sum(((key >= c) & mask).astype(I32), dtype=I32), cnt)
+    return cnt
+
+
 def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
     row = pl.program_id(0)
     d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    # Resident variant: a row no longer than `tile` is loaded once and every pass and the
+    # compaction read it from registers instead of re-reading memory.
+    resident = choice.tile >= n
+    if resident:
+        rv, rcols, rmask = _load(x_ref, row, I32(0), choice.tile, n)
+        rkey = kind_key(rv, kind)
     thresholds = []
     for kk in targets:
         if kk == 0:  # empty set: nothing is above INT32_MAX, no ties needed
@@ -166,13 +183,24 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
             continue
         st = _Search.init()
         for shift, width in _passes(nbits, choice.mkd):
-            cand = _to_signed(st[0] | (d << shift), nbits)
-            hi = jnp.where(st[2] != 0, I32(0), I32(n))  # a finished search reads nothing
-            cnt = _count_range(x_ref, row, I32(0), hi, cand, kind, choice.tile, n)
+            if resident:
+                cnt = _resident_counts(rkey, rmask, st[0], shift, nbits, choice.mkd)
+            else:
+                cand = _to_signed(st[0] | (d << shift), nbits)
+                hi = jnp.where(st[2] != 0, I32(0), I32(n))  # a finished search reads nothing
+                cnt = _count_range(x_ref, row, I32(0), hi, cand, kind, choice.tile, n)
             st = _Search.update(st, cnt, kk, shift, width, nbits, d)
         thresholds.append(_Search.finish(st, kk, nbits))
     thr_hi = thresholds[0]
     thr_lo = thresholds[1] if len(thresholds) > 1 else None
+    ties0 = (I32(0),) * len(thresholds)
+    if resident:
+        sel, _ = _selection(rkey, rmask, thr_hi, thr_lo, ties0)
+        si = sel.astype(I32)
+        lane = lax.broadcasted_iota(I32, (choice.tile,), 0)
+        pos = jnp.where(sel, jnp.cumsum(si, dtype=I32) - si, k + lane)
+        _store(o_ref, row, pos, rcols, sel)
+        return
     ct = choice.ctile
     lane = lax.broadcasted_iota(I32, (ct,), 0)
 
@@ -187,14 +215,17 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
         _store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
-    init = (I32(0),) * (1 + len(thresholds))
-    lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, init)
+    lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, (I32(0), *ties0))
 
 
 def _store(o_ref, row, pos, vals, mask):
     from jax.experimental.pallas import triton as plt
 
     plt.store(o_ref.at[row, pos], vals, mask=mask)
+
+
+def _resident_width(n, choice):
+    return choice.tile if choice.tile >= n else 0
 
 
 def _fused(x2d, k, kind, targets, choice, interpret):
@@ -205,7 +236,9 @@ def _fused(x2d, k, kind, targets, choice, interpret):
     )
     out = pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((rows, k + choice.ctile), I32),
+        out_shape=jax.ShapeDtypeStruct(
+            (rows, k + max(choice.ctile, _resident_width(n, choice))), I32
+        ),
         grid=(rows,),
         interpret=interpret,
         **_compiler_params(choice, interpret),
@@ -244,6 +277,7 @@ def _mb_counts(x2d, state, kind, nbits, shift, choice, interpret):
         kernel,
         out_shape=jax.ShapeDtypeStruct((rows, nch, 1 << choice.mkd), I32),
         grid=(rows, nch),
+        name="rankk_radix_pass",
         interpret=interpret,
         **_compiler_params(choice, interpret),
     )(x2d, p)
@@ -272,7 +306,33 @@ def _mb_search(x2d, kk, kind, choice, interpret):
     return _Search.finish(st, kk, nbits)
 
 
-def _select_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, clen, write):
+def _count_select_kernel(x_ref, t_ref, o_ref, *, n, ntargets, kind, choice, clen):
+    """Per chunk and target: #{key > ts} and #{key == te} (when ties are needed)."""
+    row, c = pl.program_id(0), pl.program_id(1)
+    thr = [tuple(t_ref[row, 3 * j + i] for i in range(3)) for j in range(ntargets)]
+    ct = choice.ctile
+    lo = c * clen
+    hi = jnp.minimum(lo + clen, n)
+
+    def body(t, carry):
+        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        key = kind_key(v, kind)
+        valid = mask & (cols < hi)
+        out = []
+        for j, (ts, te, need) in enumerate(thr):
+            above = jnp.sum(((key > ts) & valid).astype(I32), dtype=I32)
+            tie = jnp.sum(((key == te) & valid & (need > 0)).astype(I32), dtype=I32)
+            out += [carry[2 * j] + above, carry[2 * j + 1] + tie]
+        return tuple(out)
+
+    ntiles = ((hi - lo + ct - 1) // ct).astype(I32)
+    out = lax.fori_loop(I32(0), ntiles, body, (I32(0),) * (2 * ntargets))
+    for j in range(2 * ntargets):
+        o_ref[row, c, j] = out[j]
+
+
+def _write_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, clen):
+    """Write the survivors of one chunk from its global bases (selected, ties per target)."""
     row, c = pl.program_id(0), pl.program_id(1)
     thr = [tuple(t_ref[row, 3 * j + i] for i in range(3)) for j in range(ntargets)]
     thr_lo = thr[1] if ntargets > 1 else None
@@ -280,8 +340,6 @@ def _select_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, 
     lane = lax.broadcasted_iota(I32, (ct,), 0)
     lo = c * clen
     hi = jnp.minimum(lo + clen, n)
-    # per-chunk bases: [selected so far, ties of target 0 so far, ties of target 1 so far]
-    base0 = tuple(b_ref[row, c, j] for j in range(1 + ntargets)) if write else None
 
     def body(t, carry):
         base, ties = carry[0], carry[1:]
@@ -289,16 +347,16 @@ def _select_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, 
         key = kind_key(v, kind)
         sel, ties = _selection(key, mask & (cols < hi), thr[0], thr_lo, ties)
         si = sel.astype(I32)
-        if write:
-            pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
-            _store(o_ref, row, pos, cols, sel)
+        pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
+        _store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
-    init = base0 if write else (I32(0),) * (1 + ntargets)
-    out = lax.fori_loop(I32(0), ((hi - lo + ct - 1) // ct).astype(I32), body, init)
-    if not write:
-        for j in range(1 + ntargets):
-            o_ref[row, c, j] = out[j]
+    init = tuple(b_ref[row, c, j] for j in range(1 + ntargets))
+    lax.fori_loop(I32(0), ((hi - lo + ct - 1) // ct).astype(I32), body, init)
+
+
+def _exclusive(a):
+    return jnp.cumsum(a, axis=1, dtype=I32) - a
 
 
 def _multiblock(x2d, k, kind, targets, choice, interpret):
@@ -307,20 +365,32 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
     t = jnp.stack([a for th in thr for a in th], axis=1)  # (rows, 3 * ntargets)
     clen = _chunk_len(n, choice)
     nch = pl.cdiv(n, clen)
-    common = dict(n=n, k=k, kind=kind, ntargets=len(targets), choice=choice, clen=clen)
+    nt = len(targets)
+    common = dict(n=n, kind=kind, ntargets=nt, choice=choice, clen=clen)
     params = _compiler_params(choice, interpret)
     counts = pl.pallas_call(
-        functools.partial(_select_kernel, write=False, **common),
-        out_shape=jax.ShapeDtypeStruct((rows, nch, 1 + len(targets)), I32),
+        functools.partial(_count_select_kernel, **common),
+        out_shape=jax.ShapeDtypeStruct((rows, nch, 2 * nt), I32),
         grid=(rows, nch),
+        name="rankk_count_select",
         interpret=interpret,
         **params,
-    )(x2d, t, jnp.zeros((rows, nch, 1 + len(targets)), I32))
-    bases = jnp.cumsum(counts, axis=1, dtype=I32) - counts  # exclusive, per row over chunks
+    )(x2d, t)
+    # Ties are taken in index order: a chunk takes what the earlier chunks left of `need`.
+    members, tie_bases = [], []
+    for j, (_, _, need) in enumerate(thr):
+        above, ties = counts[:, :, 2 * j], counts[:, :, 2 * j + 1]
+        tb = _exclusive(ties)
+        taken = jnp.clip(need[:, None] - tb, 0, ties)
+        members.append(above + taken)
+        tie_bases.append(tb)
+    selected = members[0] - members[1] if nt > 1 else members[0]  # lower band ⊂ upper band
+    bases = jnp.stack([_exclusive(selected), *tie_bases], axis=2)
     out = pl.pallas_call(
-        functools.partial(_select_kernel, write=True, **common),
+        functools.partial(_write_kernel, k=k, **common),
         out_shape=jax.ShapeDtypeStruct((rows, k + choice.ctile), I32),
         grid=(rows, nch),
+        name="rankk_write",
         interpret=interpret,
         **params,
     )(x2d, t, bases)
