@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Poincaré embeddings of the WordNet mammal closure: spiraljax vs geoopt, side by side.
+
+Speed: both train with the reference recipe of Nickel & Kiela (``train-mammals.sh``:
+dim 5, lr 0.3, 50 negatives, batch 10, burn-in at lr × 0.1) for a fixed number of epochs,
+in alternating rounds in one process so that both see the same CPU load; relations/s =
+edges processed / wall time (spiraljax timed after compilation); the CPU-time rate
+(edges / process CPU seconds, all threads) is reported too, being less sensitive to the
+other jobs on a shared machine.
+
+geoopt side: the usual geoopt implementation — a ``geoopt.ManifoldParameter`` on
+``geoopt.PoincareBall()`` (float32, torch's default), ``geoopt.optim.RiemannianSGD``, the
+Nickel & Kiela softmax loss over ``ball.dist`` with ``torch.nn.functional.cross_entropy``,
+negatives drawn per epoch with numpy (uniform, or unigram^0.75 during burn-in; candidates
+equal to the child or one of its true neighbours resampled up to 10 times, then masked),
+one optimizer step per batch of 10 edges. torch runs with one intra-op thread: its
+fastest setting for these tiny ops (with 2 threads on a shared 2-core CPU an epoch took
+15-20× longer, the OpenMP workers spinning against the other jobs).
+
+Quality: reconstruction mean rank and MAP (spiraljax.embedding.reconstruction_metrics,
+exact) of spiraljax for dims 2, 5, 10, of the default ``spiraljax demo``, and of geoopt
+after ``--geoopt-epochs`` epochs.
+
+    python benchmarks/poincare_embedding.py                 # full run, writes results
+    python benchmarks/poincare_embedding.py --quick         # smoke run, no result files
+
+Writes ``benchmarks/results/poincare_embedding.{md,json}`` with device, versions and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spiraljax.cli import DEMO_SETTINGS
+from spiraljax.data import EdgeList, load_mammal_closure
+from spiraljax.embedding import EmbedConfig, reconstruction_metrics, train
+from spiraljax.embedding.output import environment_info
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RECIPE = {"dim": 5, "lr": 0.3, "negatives": 50, "batch_size": 10, "burn_in": 20}
+
+
+# --------------------------------------------------------------------------- geoopt side
+
+
+class GeooptTrainer:
+    """Nickel & Kiela with geoopt: ManifoldParameter + RiemannianSGD (module docstring)."""
+
+    def __init__(self, graph: EdgeList, *, dim, lr, negatives, batch_size, burn_in, seed=0,
+                 dtype="float32"):  # fmt: skip
+        import geoopt
+        import torch
+
+        self.torch, self.geoopt = torch, geoopt
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.graph, self.lr, self.k, self.b, self.burn_in = (
+            graph,
+            lr,
+            negatives,
+            batch_size,
+            burn_in,
+        )
+        self.dtype = getattr(torch, dtype)
+        self.ball = geoopt.PoincareBall()
+        init = torch.empty(graph.num_nodes, dim, dtype=self.dtype).uniform_(-1e-3, 1e-3)
+        self.emb = geoopt.ManifoldParameter(init, manifold=self.ball)
+        self.opt = geoopt.optim.RiemannianSGD([self.emb], lr=lr)
+        n = graph.num_nodes
+        self.adjacency = np.zeros((n, n), bool)  # dense: vectorised rejection (1.4 MB here)
+        self.adjacency[graph.edges[:, 0], graph.edges[:, 1]] = True
+        counts = np.bincount(graph.edges[:, 1], minlength=n) ** 0.75
+        self.unigram = counts / counts.sum()
+        self.epoch = 0
+
+    def _negatives(self, u: np.ndarray, burn_in: bool) -> tuple[np.ndarray, np.ndarray]:
+        n = self.graph.num_nodes
+        shape = (u.size, self.k)
+        draw = (lambda s: self.rng.choice(n, size=s, p=self.unigram)) if burn_in else (
+            lambda s: self.rng.integers(0, n, size=s)
+        )  # fmt: skip
+        cand = draw(shape)
+
+        def invalid(c):
+            return (c == u[:, None]) | self.adjacency[u[:, None], c]
+
+        bad = invalid(cand)
+        for _ in range(10):
+            if not bad.any():
+                break
+            cand[bad] = draw(int(bad.sum()))
+            bad = invalid(cand)
+        return cand, ~bad
+
+    def run_epoch(self) -> float:
+        torch = self.torch
+        burn_in = self.epoch < self.burn_in
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr * (0.1 if burn_in else 1.0)
+        edges = self.graph.edges[self.rng.permutation(self.graph.num_edges)]
+        negs, ok = self._negatives(edges[:, 0], burn_in)
+        edges_t, negs_t = torch.from_numpy(edges.astype(np.int64)), torch.from_numpy(negs)
+        ok_t = torch.from_numpy(ok)
+        total = 0.0
+        for s in range(0, edges.shape[0], self.b):
+            e, ng, mask = edges_t[s : s + self.b], negs_t[s : s + self.b], ok_t[s : s + self.b]
+            cands = torch.cat([e[:, 1:], ng], dim=1)
+            u = self.emb[e[:, 0]].unsqueeze(1)
+            dist = self.ball.dist(u, self.emb[cands])
+            keep = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+            logits = (-dist).masked_fill(~keep, float("-inf"))
+            loss = torch.nn.functional.cross_entropy(
+                logits, torch.zeros(e.shape[0], dtype=torch.long)
+            )
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            total += loss.item() * e.shape[0]
+        self.epoch += 1
+        return total / edges.shape[0]
+
+    def embedding(self) -> np.ndarray:
+        return self.emb.detach().cpu().numpy()
+
+
+# ------------------------------------------------------------------------- spiraljax side
+
+
+def _spiraljax_timed(graph, config: EmbedConfig, epochs: int):
+    """Compile, then return a closure running `epochs` timed epochs (wall seconds)."""
+    import jax
+    import jax.numpy as jnp
+
+    from spiraljax.embedding import trainer as T
+
+    ctx = T.x64_context(config.dtype)
+    with ctx:
+        tables = T._tables(graph)
+        nb = -(-graph.num_edges // config.batch_size)
+        # burn-in 0: time the main phase (uniform negatives, full learning rate).
+        opt, epoch_fn = T._epoch_function(
+            config.batch_size, config.negatives, config.curvature, config.retraction,
+            config.lr, 0, nb,
+        )  # fmt: skip
+        key = jax.random.key(config.seed)
+        table = jax.random.uniform(key, (graph.num_nodes, config.dim), jnp.dtype(config.dtype),
+                                   -1e-3, 1e-3)  # fmt: skip
+        state = {"table": table, "opt": opt.init(table), "key": key}
+
+        def run(n_epochs: int) -> tuple[float, float]:
+            with T.x64_context(config.dtype):
+                t0, c0 = time.perf_counter(), time.process_time()
+                for _ in range(n_epochs):
+                    state["key"], k = jax.random.split(state["key"])
+                    state["table"], state["opt"], loss = epoch_fn(
+                        state["table"], state["opt"], k, tables, jnp.asarray(False)
+                    )
+                    float(loss)
+                return time.perf_counter() - t0, time.process_time() - c0
+
+        run(1)  # compile
+    return run
+
+
+def speed(graph, rounds: int, epochs_per_round: int, log) -> dict:
+    import torch
+
+    geo = {dt: GeooptTrainer(graph, **RECIPE, dtype=dt) for dt in ("float32", "float64")}
+    for g in geo.values():
+        g.epoch = RECIPE["burn_in"]  # time the main phase (uniform negatives, full lr)
+        g.run_epoch()  # warm-up
+    sj = {
+        dt: _spiraljax_timed(graph, EmbedConfig(**RECIPE, dtype=dt), epochs_per_round)
+        for dt in ("float64", "float32")
+    }
+    demo_cfg = EmbedConfig(**DEMO_SETTINGS)
+    sj["demo"] = _spiraljax_timed(graph, demo_cfg, epochs_per_round)
+    names = [f"geoopt_{dt}" for dt in geo] + [f"spiraljax_{k}" for k in sj]
+    wall = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
+    for r in range(rounds):  # alternate so that both see the same load
+        for dt, g in geo.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(epochs_per_round):
+                g.run_epoch()
+            wall[f"geoopt_{dt}"] += time.perf_counter() - t0
+            cpu[f"geoopt_{dt}"] += time.process_time() - c0
+        for k, run in sj.items():
+            w, c = run(epochs_per_round)
+            wall[f"spiraljax_{k}"] += w
+            cpu[f"spiraljax_{k}"] += c
+        done = graph.num_edges * epochs_per_round * (r + 1)
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(
+            f"{k} {done / wall[k]:,.0f}/s" for k in names
+        ))  # fmt: skip
+    edges = graph.num_edges * rounds * epochs_per_round
+    rel = {k: edges / v for k, v in wall.items()}
+    rel_cpu = {k: edges / v for k, v in cpu.items()}
+    return {
+        "relations_per_second": rel,
+        "relations_per_cpu_second": rel_cpu,
+        "epochs_timed": rounds * epochs_per_round,
+        "torch_threads": torch.get_num_threads(),
+        "speedup_vs_geoopt_float32": {k: v / rel["geoopt_float32"] for k, v in rel.items()},
+        "cpu_speedup_vs_geoopt_float32": {
+            k: v / rel_cpu["geoopt_float32"] for k, v in rel_cpu.items()
+        },
+    }
+
+
+def quality(graph, dims, epochs, log) -> list[dict]:
+    rows = []
+    for dim in dims:
+        cfg = EmbedConfig(**{**RECIPE, "dim": dim}, epochs=epochs)
+        rows.append(_quality_row(graph, cfg, f"spiraljax recipe dim {dim}", log))
+    rows.append(_quality_row(graph, EmbedConfig(**DEMO_SETTINGS), "spiraljax demo defaults", log))
+    return rows
+
+
+def _quality_row(graph, cfg: EmbedConfig, label: str, log) -> dict:
+    t0 = time.perf_counter()
+    res = train(graph, cfg, progress=False)
+    wall = time.perf_counter() - t0
+    m = reconstruction_metrics(res.embedding, graph, curvature=cfg.curvature)
+    row = {
+        "label": label,
+        "dim": cfg.dim,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "dtype": cfg.dtype,
+        "mean_rank": m.mean_rank,
+        "map": m.map,
+        "train_seconds": wall,
+        "final_loss": float(res.losses[-1]),
+    }
+    log(f"  {label}: mean rank {m.mean_rank:.3f}, MAP {m.map:.4f} ({wall:.1f} s)")
+    return row
+
+
+def geoopt_quality(graph, epochs, log) -> dict:
+    g = GeooptTrainer(graph, **RECIPE)
+    t0 = time.perf_counter()
+    for e in range(epochs):
+        loss = g.run_epoch()
+        if (e + 1) % 50 == 0:
+            m = reconstruction_metrics(g.embedding(), graph)
+            log(f"  geoopt epoch {e + 1}: loss {loss:.4f}, mean rank {m.mean_rank:.3f}, "
+                f"MAP {m.map:.4f}")  # fmt: skip
+    wall = time.perf_counter() - t0
+    m = reconstruction_metrics(g.embedding(), graph)
+    return {"label": "geoopt recipe dim 5 (float32)", "dim": 5, "epochs": epochs, "lr": 0.3,
+            "dtype": "float32", "mean_rank": m.mean_rank, "map": m.map, "train_seconds": wall,
+            "final_loss": loss}  # fmt: skip
+
+
+def markdown(result: dict) -> str:
+    env, sp = result["environment"], result["speed"]
+    lines = [
+        "## Poincaré embeddings of the WordNet mammal closure (benchmarks/poincare_embedding.py)",
+        "",
+        f"Device: {env['device']}, {env['cpu_count']} CPU cores, shared with other jobs "
+        f"(load average at start {result['load_average'][0]:.1f}); "
+        f"{env['date']}; spiraljax {env['spiraljax']}, jax {env['jax']}, "
+        f"torch {result['torch']}, geoopt {result['geoopt']}, Python {env['python']}.",
+        f"Data: {result['data']['nodes']} nouns, {result['data']['edges']} closure edges.",
+        "",
+        f"Speed — reference recipe (dim 5, lr 0.3, 50 negatives, batch 10), "
+        f"{sp['epochs_timed']} epochs each, alternating rounds in one process:",
+        "",
+        "| trainer | relations/s | × geoopt float32 |",
+        "|---|---:|---:|",
+    ]
+    for k, v in sp["relations_per_second"].items():
+        ratio = sp["speedup_vs_geoopt_float32"].get(
+            k, v / sp["relations_per_second"]["geoopt_float32"]
+        )
+        lines.append(f"| {k.replace('_', ' ')} | {v:,.0f} | {ratio:.1f}× |")
+    lines += [
+        "",
+        "(`spiraljax demo` = dim 10, lr 1.0, batch 10, float64.)",
+        "",
+        "Reconstruction (all true pairs, exact ranks; MAP = mean average precision):",
+        "",
+        "| run | dim | epochs | dtype | mean rank | MAP | wall s |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in result["quality"]:
+        lines.append(
+            f"| {r['label']} | {r['dim']} | {r['epochs']} | {r['dtype']} | "
+            f"{r['mean_rank']:.3f} | {r['map']:.4f} | {r['train_seconds']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs-per-round", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=300, help="spiraljax quality runs")
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 5, 10])
+    parser.add_argument(
+        "--geoopt-epochs",
+        type=int,
+        default=0,
+        help="also train geoopt this long and report its quality (slow)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run, no result files")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.epochs_per_round, args.epochs, args.dims = 1, 1, 3, [2]
+
+    import geoopt
+    import torch
+
+    torch.set_num_threads(1)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    import os
+
+    load = os.getloadavg()
+    graph = load_mammal_closure()
+    log(f"data: {graph.num_nodes} nodes, {graph.num_edges} edges; load average {load[0]:.1f}")
+    log("speed (relations/s):")
+    sp = speed(graph, args.rounds, args.epochs_per_round, log)
+    log("quality:")
+    rows = quality(graph, args.dims, args.epochs, log)
+    if args.geoopt_epochs:
+        rows.append(geoopt_quality(graph, args.geoopt_epochs, log))
+    result = {
+        "benchmark": "poincare_embedding",
+        "environment": environment_info(),
+        "torch": torch.__version__,
+        "geoopt": geoopt.__version__,
+        "platform": platform.platform(),
+        "load_average": load,
+        "data": {"nodes": graph.num_nodes, "edges": graph.num_edges, "source": graph.source},
+        "recipe": RECIPE,
+        "demo_settings": DEMO_SETTINGS,
+        "speed": sp,
+        "quality": rows,
+    }
+    md = markdown(result)
+    print(md)
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "poincare_embedding.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "poincare_embedding.md").write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Nickel & Kiela training: loss, negative sampling, a small jit-compiled run."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spiraljax.data import EdgeList, transitive_closure
+from spiraljax.embedding import EmbedConfig, nickel_kiela_loss, reconstruction_metrics, train
+from spiraljax.embedding import trainer as trainer_module
+
+
+def _tree(depth: int = 3, branching: int = 2) -> EdgeList:
+    """Closure of a complete tree: node 'r' with `branching` children per level."""
+    pairs, level = [], ["r"]
+    for _ in range(depth):
+        nxt = []
+        for p in level:
+            for b in range(branching):
+                c = f"{p}{b}"
+                pairs.append((c, p))
+                nxt.append(c)
+        level = nxt
+    names = tuple(sorted({n for pair in pairs for n in pair}))
+    ids = {n: i for i, n in enumerate(names)}
+    g = EdgeList(names, np.array([(ids[c], ids[p]) for c, p in pairs], np.int32), "tree")
+    return transitive_closure(g)
+
+
+TREE = _tree()  # 15 nodes, 34 closure edges
+
+
+def _dist_np(x, y):
+    x2, y2 = (x * x).sum(-1), (y * y).sum(-1)
+    return np.arccosh(1 + 2 * ((x - y) ** 2).sum(-1) / ((1 - x2) * (1 - y2)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_loss_matches_definition(dtype):
+    rng = np.random.default_rng(0)
+    table = rng.uniform(-0.6, 0.6, (6, 3)) / np.sqrt(3)
+    pairs = np.array([[0, 1], [2, 3], [4, 5]], np.int32)
+    negs = np.array([[2, 3, 4], [0, 1, 5], [0, 0, 1]], np.int32)
+    neg_mask = np.array([[True, True, False], [True, True, True], [True, False, True]])
+    pair_mask = np.array([True, True, False])
+    want = []
+    for i in range(2):  # third pair is padding
+        u = table[pairs[i, 0]]
+        cands = [pairs[i, 1]] + [n for n, ok in zip(negs[i], neg_mask[i], strict=True) if ok]
+        logits = -np.array([_dist_np(u, table[c]) for c in cands])
+        want.append(np.log(np.exp(logits).sum()) - logits[0])
+    f = jax.jit(nickel_kiela_loss)
+    got = f(jnp.asarray(table, dtype), pairs, negs, neg_mask, pair_mask)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, np.mean(want), rtol=1e-5 if dtype == jnp.float32 else 1e-12)
+    grad = jax.grad(nickel_kiela_loss)(jnp.asarray(table, dtype), pairs, negs, neg_mask, pair_mask)
+    assert np.all(np.isfinite(grad))
+    # Only rows in non-padding pairs and their unmasked negatives get a gradient.
+    touched = {0, 1, 2, 3, 5}
+    for r in range(6):
+        assert np.any(grad[r] != 0) == (r in touched)
+
+
+def test_loss_with_all_negatives_masked_is_zero():
+    table = jnp.asarray([[0.1, 0.0], [0.0, 0.2]], jnp.float64)
+    loss = nickel_kiela_loss(
+        table, jnp.array([[0, 1]]), jnp.array([[1]]), jnp.array([[False]]), jnp.array([True])
+    )
+    assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize("burn_in", [False, True])
+def test_negatives_exclude_self_and_true_neighbours(burn_in):
+    tables = trainer_module._tables(TREE)
+    u = jnp.asarray(np.repeat(np.arange(TREE.num_nodes, dtype=np.int32), 4))
+    sample = jax.jit(trainer_module._sample_negatives, static_argnums=3)
+    cand, ok = sample(jax.random.key(3), u, tables, 64, jnp.asarray(burn_in))
+    cand, ok, u = np.asarray(cand), np.asarray(ok), np.asarray(u)
+    assert cand.shape == (u.size, 64) and cand.min() >= 0 and cand.max() < TREE.num_nodes
+    ancestors = {i: set() for i in range(TREE.num_nodes)}
+    for c, p in TREE.edges.tolist():
+        ancestors[c].add(p)
+    for i in range(u.size):
+        for n, valid in zip(cand[i], ok[i], strict=True):
+            assert valid == (n != u[i] and n not in ancestors[u[i]])
+    if burn_in:
+        # Unigram^0.75 over parents: leaves (never a parent) are never drawn.
+        parents = set(TREE.edges[:, 1].tolist())
+        assert set(cand.ravel().tolist()) <= parents
+    else:
+        assert len(set(cand.ravel().tolist())) == TREE.num_nodes
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_run_trains_inside_the_ball(dtype):
+    config = EmbedConfig(
+        dim=2, epochs=60, lr=0.5, negatives=8, burn_in=5, batch_size=4, seed=1, dtype=dtype
+    )
+    seen = []
+    result = train(TREE, config, progress=False, callback=lambda e, loss: seen.append(e))
+    assert seen == list(range(60))
+    x = result.embedding
+    assert x.shape == (15, 2) and x.dtype == np.dtype(dtype)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(result.losses))
+    assert np.linalg.norm(x, axis=1).max() < 1.0
+    assert result.losses[-10:].mean() < 0.5 * result.losses[:5].mean()
+    assert np.all(result.relations_per_second > 0) and result.train_seconds > 0
+    m = reconstruction_metrics(x, TREE)
+    assert m.map > 0.9 and m.mean_rank < 1.5
+    # The root ends nearer the origin than the leaves.
+    norms = np.linalg.norm(x, axis=1)
+    leaves = [i for i, n in enumerate(TREE.names) if len(n) == 4]
+    assert norms[TREE.index("r")] < norms[leaves].min()
+
+
+def test_training_is_deterministic_given_the_seed():
+    config = EmbedConfig(dim=3, epochs=3, burn_in=1, batch_size=5, negatives=4, seed=7)
+    a = train(TREE, config, progress=False)
+    b = train(TREE, config, progress=False)
+    c = train(TREE, EmbedConfig(dim=3, epochs=3, burn_in=1, batch_size=5, negatives=4, seed=8),
+              progress=False)  # fmt: skip
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    assert not np.array_equal(a.embedding, c.embedding)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dim": 0}, "dim=0"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"negatives": -1}, "negatives=-1"),
+        ({"batch_size": 2.5}, "batch_size=2.5"),
+        ({"burn_in": -1}, "burn_in=-1"),
+        ({"lr": 0.0}, "lr=0.0"),
+        ({"lr": float("nan")}, "lr=nan"),
+        ({"curvature": 1.0}, "curvature=1.0"),
+        ({"curvature": 0.0}, "curvature=0.0"),
+        ({"dtype": "float16"}, "dtype='float16'"),
+        ({"retraction": "cayley"}, "retraction='cayley'"),
+    ],
+)
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EmbedConfig(**kwargs)

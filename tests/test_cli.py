@@ -1,0 +1,136 @@
+"""The `spiraljax` command line: demo/embed parsing, a tiny embed run, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spiraljax import cli
+
+TREE_TSV = "".join(f"{c}\t{p}\n" for c, p in [("b", "a"), ("c", "a"), ("d", "b"), ("e", "b")])
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    p = tmp_path / "tiny.tsv"
+    p.write_text("# tiny tree\n" + TREE_TSV, encoding="utf-8")
+    return p
+
+
+def test_embed_tiny_tsv(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["embed", "--data", str(tiny), "--closure", "--dim", "2", "--epochs", "2",
+            "--burn-in", "1", "--batch-size", "3", "--negatives", "3", "--lr", "0.1",
+            "--seed", "3", "--dtype", "float32", "--output", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "5 nodes, 6 edges" in text  # closure adds d->a, e->a
+    assert "mean rank" in text and "MAP" in text
+    assert sorted(p.name for p in out.iterdir()) == [
+        "embedding.npz",
+        "metrics.json",
+        "poincare_disk.png",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"] == {
+        "dim": 2, "epochs": 2, "lr": 0.1, "negatives": 3, "burn_in": 1, "batch_size": 3,
+        "seed": 3, "curvature": -1.0, "dtype": "float32", "retraction": "expmap",
+    }  # fmt: skip
+    assert metrics["num_edges"] == 6 and 1.0 <= metrics["mean_rank"]
+    assert 0.0 < metrics["map"] <= 1.0
+    assert metrics["environment"]["jax"]
+
+
+def test_embed_bad_data_reports_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nc\tc\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["embed", "--data", str(bad), "--output", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.tsv:2: self-loop 'c'" in err
+    assert not out.exists()
+    assert cli.main(["embed", "--data", str(tmp_path / "missing.tsv"), "--quiet"]) == 2
+    assert "missing.tsv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["embed", "--dim", "0"],
+        ["embed", "--epochs", "-3"],
+        ["embed", "--lr", "nan"],
+        ["embed", "--burn-in", "-1"],
+        ["demo", "--negatives", "zero"],
+        ["bench"],
+        [],
+    ],
+)
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert "usage: spiraljax" in capsys.readouterr().err
+
+
+def test_defaults():
+    parser = cli.build_parser()
+    demo = parser.parse_args(["demo"])
+    assert {k: getattr(demo, k) for k in cli.DEMO_SETTINGS} == cli.DEMO_SETTINGS
+    assert demo.data is None and demo.handler is cli._run_demo
+    embed = parser.parse_args(["embed"])
+    # embed defaults: the reference mammal recipe of Nickel & Kiela.
+    assert (embed.dim, embed.lr, embed.negatives, embed.batch_size, embed.burn_in) == (
+        5, 0.3, 50, 10, 20,
+    )  # fmt: skip
+
+
+def test_registry_adds_subcommands(monkeypatch, capsys):
+    calls = []
+
+    def register(subparsers):
+        p = subparsers.add_parser("hello")
+        p.add_argument("--name", default="world")
+        p.set_defaults(handler=lambda args: calls.append(args.name) or 0)
+
+    monkeypatch.setattr(cli, "_REGISTRY", [*cli._REGISTRY, register])
+    assert cli.main(["hello", "--name", "ball"]) == 0
+    assert calls == ["ball"]
+
+
+def test_python_dash_m_runs_the_cli(tiny, tmp_path):
+    out = tmp_path / "sub"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spiraljax",
+            "embed",
+            "--data",
+            str(tiny),
+            "--epochs",
+            "1",
+            "--burn-in",
+            "0",
+            "--dim",
+            "2",
+            "--negatives",
+            "2",
+            "--no-plot",
+            "--quiet",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "MAP" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["embedding.npz", "metrics.json"]
