@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spiraljax.implicit import solvers as S
 
@@ -301,3 +303,37 @@ def test_zero_rhs_and_exact_start():
     np.testing.assert_array_equal(np.asarray(x), 0.0)
     x, info = S.gmres(jnp.eye(4) * 2.0, jnp.ones(4), x0=jnp.full(4, 0.5), tol=1e-10)
     assert bool(info.converged) and int(info.iterations) == 0
+
+
+# ------------------------------------------------------------------- properties at extremes
+
+_SOLVE_JIT = {
+    name: jax.jit(lambda A, b, name=name: S.get_solver(name)(lambda v: A @ v, b, tol=1e-10))
+    for name in ("cg", "gmres", "bicgstab")
+}
+
+
+@settings(max_examples=15)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    log_scale=st.floats(-12.0, 12.0),
+    name=st.sampled_from(sorted(_SOLVE_JIT)),
+)
+def test_scale_invariance_over_extreme_magnitudes(seed, log_scale, name):
+    """Solving (sA) x = s b gives the same x for s = 10^(−12…12); info stays honest."""
+    rng = np.random.default_rng(seed)
+    A = _spd(rng, 8, 50.0)
+    b = rng.normal(size=8)
+    s = 10.0**log_scale
+    x, info = _SOLVE_JIT[name](jnp.asarray(s * A), jnp.asarray(s * b))
+    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, b), rtol=1e-7, atol=1e-9)
+    assert bool(info.converged)
+    assert float(info.residual) <= 1e-10 * s * np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("solver", ["cg", "normal_cg", "gmres", "bicgstab", "neumann"])
+def test_nonfinite_rhs_terminates_and_reports_not_converged(solver):
+    b = jnp.asarray(B).at[3].set(jnp.nan)
+    _x, info = S.get_solver(solver)(jnp.asarray(SYSTEMS["spd"]), b, tol=1e-8, maxiter=50)
+    assert not bool(info.converged)
+    assert int(info.iterations) <= 50
