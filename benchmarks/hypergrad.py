@@ -192,6 +192,13 @@ def measure(fn, h, data, repeats):
     }
 
 
+def _version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:  # e.g. imported from a bare PYTHONPATH
+        return getattr(sys.modules.get(name), "__version__", "unknown")
+
+
 def _fmt_bytes(b):
     if b is None:
         return "n/a"
@@ -259,7 +266,7 @@ def main(argv=None) -> None:
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "optax": optax.__version__,
-        "jaxopt": importlib.metadata.version("jaxopt") if jaxopt is not None else None,
+        "jaxopt": _version("jaxopt") if jaxopt is not None else None,
         "numpy": np.__version__,
         "problem": {
             "n": args.n,
