@@ -155,10 +155,8 @@ def _learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> jax.
 def _retract(x: jax.Array, u: jax.Array, curvature: Any, retraction: Retraction) -> jax.Array:
     """Move from the ball point x along the tangent vector u; result projected into the ball."""
     if retraction == "expmap":
-        y = poincare.expmap(x, u, curvature=curvature)
-    else:
-        y = x + u
-    return poincare.project(y, curvature=curvature)
+        return poincare.expmap(x, u, curvature=curvature)  # already projected
+    return poincare.project(x + u, curvature=curvature)
 
 
 def riemannian_sgd_step(
