@@ -112,6 +112,9 @@ class Choice:
         bound — each block is a whole number of tiles, so short rows get fewer.
       warps: Triton ``num_warps`` of every launch.
       stages: Triton ``num_stages`` (software pipelining depth of the loops).
+      fcap: filter capacity of the fused Top/Bottom-K kernel on streamed rows: once the
+        bucket holding the k-th key has at most ``fcap`` members it is copied to a
+        per-row scratch and later passes read only that (AIR-style filtering); 0 = off.
     """
 
     use_2ce: bool = False
@@ -122,6 +125,7 @@ class Choice:
     chunks: int = 1
     warps: int = 8
     stages: int = 2
+    fcap: int = 0
 
     def validate(self, caps: DeviceCaps | None = None, k: int | None = None) -> Choice:
         dom = candidate_domain(caps)
@@ -154,6 +158,7 @@ def candidate_domain(caps: DeviceCaps | None = None) -> dict[str, tuple]:
         "chunks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         "warps": tuple(w for w in (1, 2, 4, 8, 16, 32) if w <= max_warps),
         "stages": (1, 2, 3, 4),
+        "fcap": (0, 1024, 2048, 4096, 8192, 16384),
     }
 
 
@@ -191,6 +196,8 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
       loaded once and stays in registers across passes); longer rows stream with
       counting tile 2048 (4096 for rows ≥ 2^20) and compaction tile 1024; 8 warps,
       2 stages.
+    * Streamed Top/Bottom-K rows filter the k-th key's bucket into a scratch once it has
+      ≤ 4096 members (``fcap``), so the row is read ~twice rather than once per pass.
     * Survivors ordered by counting rank for k ≤ 32 (tiny k×k), else by sort.
     """
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
@@ -205,7 +212,11 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
         want = max(1, (4 * caps.sm_count) // max(rows, 1))
         chunks = min(1024, 1 << (want - 1).bit_length(), max(1, cols // tile))
         chunks = 1 << (chunks.bit_length() - 1)
+    # Streamed rows (not resident, not multi-block): filter the k-th key's bucket to a
+    # scratch once it has ≤ 4096 members, so later passes stop re-reading the row.
+    fcap = 4096 if (not use_2ce and tile < cols and kind != "mid") else 0
     return Choice(
+        fcap=fcap,
         use_2ce=use_2ce,
         mk=1 if k <= 32 else 0,
         mkd=2,

@@ -35,6 +35,8 @@ CASES = [
     ),
     ("top", jnp.uint32, (2, 200), 12, Choice(mkd=4, tile=256, ctile=256, mk=1)),
     ("bottom", jnp.float16, (2, 260), 30, Choice(mkd=3, tile=256, ctile=512)),
+    ("top", jnp.float32, (3, 1500), 20, Choice(mkd=4, tile=256, ctile=256, fcap=1024)),
+    ("bottom", jnp.int32, (2, 900), 11, Choice(mkd=4, tile=256, ctile=256, fcap=1024, mk=1)),
 ]
 
 

@@ -218,6 +218,141 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
     lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, (I32(0), *ties0))
 
 
+def _count_keys(k_ref, row, m, cand, tile):
+    """#{key ≥ cand[d]} over the first ``m`` precomputed keys of a scratch row."""
+
+    def body(t, acc):
+        cols = t * tile + lax.broadcasted_iota(I32, (tile,), 0)
+        valid = cols < m
+        key = _load_raw(k_ref, row, t * tile, tile, valid)
+        ok = (key[None, :] >= cand[:, None]) & valid[None, :]
+        return acc + jnp.sum(ok.astype(I32), axis=1, dtype=I32)
+
+    return lax.fori_loop(I32(0), (m + tile - 1) // tile, body, jnp.zeros(cand.shape, I32))
+
+
+def _load_raw(ref, row, start, size, mask):
+    from jax.experimental.pallas import triton as plt
+
+    return plt.load(ref.at[row, pl.ds(start, size)], mask=mask, other=0)
+
+
+def _barrier(interpret):
+    if not interpret:
+        from jax.experimental.pallas import triton as plt
+
+        plt.debug_barrier()
+
+
+def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice, interpret):
+    """Fused Top/Bottom-K with AIR-style filtering.
+
+    Radix passes read the whole row only until the bucket holding the k-th key (keys
+    sharing the prefix found so far) has at most ``fcap`` members; one more pass then
+    writes every key above the bucket straight to the output and copies the bucket's
+    (key, index) pairs, in index order, to a per-row scratch. The remaining passes and
+    the final compaction read only the scratch, so a row is read about twice instead of
+    once per pass.
+    """
+    row = pl.program_id(0)
+    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    tile, ct, cap = choice.tile, choice.ctile, choice.fcap
+    lane = lax.broadcasted_iota(I32, (ct,), 0)
+    st = _Search.init()
+    filt, m, base = I32(0), I32(0), I32(0)
+    for shift, width in _passes(nbits, choice.mkd):
+        cand = _to_signed(st[0] | (d << shift), nbits)
+        active = st[2] == 0
+        hi_row = jnp.where(active & (filt == 0), I32(n), I32(0))
+        m_now = jnp.where(active & (filt != 0), m, I32(0))
+        cnt = _count_range(x_ref, row, I32(0), hi_row, cand, kind, tile, n)
+        cnt = cnt + _count_keys(sk_ref, row, m_now, cand, tile)
+        _, cnt_sel, _, _ = _digit_step(cnt, k, width, d)
+        st = _Search.update(st, cnt, k, shift, width, nbits, d)
+        if shift == 0:
+            break
+        bucket = cnt_sel - st[1]
+        go = (filt == 0) & (st[2] == 0) & (bucket <= cap)
+        low_bits = np.array((1 << shift) - 1, np.uint32).view(np.int32)
+        bmin = _to_signed(st[0], nbits)
+        bmax = _to_signed(st[0] | low_bits, nbits)
+
+        def fbody(t, carry, bmin=bmin, bmax=bmax):
+            b, mb = carry
+            v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+            key = kind_key(v, kind)
+            above = (key > bmax) & mask
+            inb = (key >= bmin) & (key <= bmax) & mask
+            ai, bi = above.astype(I32), inb.astype(I32)
+            _store(
+                o_ref,
+                row,
+                jnp.where(above, b + jnp.cumsum(ai, dtype=I32) - ai, k + lane),
+                cols,
+                above,
+            )
+            spos = jnp.where(inb, mb + jnp.cumsum(bi, dtype=I32) - bi, cap + lane)
+            _store(sk_ref, row, spos, key, inb)
+            _store(si_ref, row, spos, cols, inb)
+            return b + jnp.sum(ai, dtype=I32), mb + jnp.sum(bi, dtype=I32)
+
+        ntiles = jnp.where(go, I32(pl.cdiv(n, ct)), I32(0))
+        b_new, m_new = lax.fori_loop(I32(0), ntiles, fbody, (I32(0), I32(0)))
+        _barrier(interpret)
+        base = jnp.where(go, b_new, base)
+        m = jnp.where(go, m_new, m)
+        filt = jnp.where(go, I32(1), filt)
+    thr = _Search.finish(st, k, nbits)
+
+    def wbody_row(t, carry):
+        b, ties = carry
+        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        key = kind_key(v, kind)
+        sel, (ties,) = _selection(key, mask, thr, None, (ties,))
+        si = sel.astype(I32)
+        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), cols, sel)
+        return b + jnp.sum(si, dtype=I32), ties
+
+    def wbody_scratch(t, carry):
+        b, ties = carry
+        cols = t * ct + lane
+        valid = cols < m
+        key = _load_raw(sk_ref, row, t * ct, ct, valid)
+        idx = _load_raw(si_ref, row, t * ct, ct, valid)
+        sel, (ties,) = _selection(key, valid, thr, None, (ties,))
+        si = sel.astype(I32)
+        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), idx, sel)
+        return b + jnp.sum(si, dtype=I32), ties
+
+    n_row = jnp.where(filt == 0, I32(pl.cdiv(n, ct)), I32(0))
+    lax.fori_loop(I32(0), n_row, wbody_row, (I32(0), I32(0)))
+    n_scr = jnp.where(filt != 0, (m + ct - 1) // ct, I32(0))
+    lax.fori_loop(I32(0), n_scr, wbody_scratch, (base, I32(0)))
+
+
+def _filtered(x2d, k, kind, choice, interpret):
+    rows, n = x2d.shape
+    kernel = functools.partial(
+        _filtered_kernel,
+        n=n,
+        k=k,
+        kind=kind,
+        nbits=key_bits(x2d.dtype),
+        choice=choice,
+        interpret=interpret,
+    )
+    scratch = jax.ShapeDtypeStruct((rows, choice.fcap + choice.ctile), I32)
+    out, _, _ = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct((rows, k + choice.ctile), I32), scratch, scratch),
+        grid=(rows,),
+        name="rankk_filtered",
+        interpret=interpret,
+        **_compiler_params(choice, interpret),
+    )(x2d)
+    return out[:, :k]
+
+
 def _store(o_ref, row, pos, vals, mask):
     from jax.experimental.pallas import triton as plt
 
@@ -408,8 +543,12 @@ def select_indices_pallas(x2d, k: int, kind: str, choice, *, interpret: bool):
     """
     _rows, n = x2d.shape
     targets = ((n - k) // 2 + k, (n - k) // 2) if kind == "mid" else (k,)
-    run = _multiblock if choice.use_2ce else _fused
-    idx = run(x2d, k, kind, targets, choice, interpret)
+    if choice.use_2ce:
+        idx = _multiblock(x2d, k, kind, targets, choice, interpret)
+    elif choice.fcap and kind != "mid" and choice.tile < n:
+        idx = _filtered(x2d, k, kind, choice, interpret)
+    else:
+        idx = _fused(x2d, k, kind, targets, choice, interpret)
     return order_survivors(x2d, idx, kind, choice.mk)
 
 
