@@ -235,7 +235,10 @@ def check_sweep():
         Choice(mkd=4, tile=512, ctile=256),
         Choice(use_2ce=True, chunks=8, mkd=2, tile=1024, ctile=1024),
         Choice(use_2ce=True, chunks=64, mkd=4, tile=2048, ctile=512, mk=1),
+        Choice(fcap=4096),
+        Choice(fcap=1024, mkd=4, tile=1024, ctile=512, mk=1),
     ]
+    only_filter = os.environ.get("RANKK_CHECK_FILTER") == "1"
     bad = 0
     case = 0
     for rows, cols, k in [(7, 3001, 5), (64, 20000, 100), (3, 100000, 250)]:
@@ -258,6 +261,8 @@ def check_sweep():
                 ref = op(x, kk, implementation="xla")
                 case += 1
                 pick = (chs[4], chs[5]) if only_2ce else (chs[0], chs[1 + case % (len(chs) - 1)])
+                if only_filter:
+                    pick = (chs[6], chs[7])
                 for ch in pick:
                     if ch.mk == 1 and kk > 256:
                         continue
@@ -296,10 +301,12 @@ def tune_candidates(rows, cols, k):
     import dataclasses
 
     rep = dataclasses.replace
-    out = [base, rep(base, mkd=3), rep(base, mkd=1), rep(base, warps=4), rep(base, warps=16)]
+    out = [base, rep(base, mkd=3), rep(base, mkd=4), rep(base, warps=4), rep(base, warps=16)]
+    if not base.use_2ce and base.tile < cols:
+        out += [rep(base, fcap=0), rep(base, fcap=16384), rep(base, fcap=16384, mkd=4)]
     if cols <= 65536:  # resident: whole row in registers
         t = 1 << (cols - 1).bit_length()
-        out += [rep(base, tile=t, warps=w, mkd=m) for w in (8, 16, 32) for m in (2, 3)]
+        out += [rep(base, tile=t, warps=w, mkd=m, fcap=0) for w in (16, 32) for m in (2, 4)]
     else:
         out += [rep(base, tile=1024), rep(base, tile=8192)]
     if rows < 256:
