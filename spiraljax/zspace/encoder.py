@@ -161,6 +161,7 @@ def _lag_matrix(dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _validate_core(codes: Any, lengths: Any, dim: int) -> tuple[jax.Array, jax.Array]:
+    host = np.asarray(lengths) if is_concrete(lengths) else None  # read before any transfer
     codes = jnp.asarray(codes)
     lengths = jnp.asarray(lengths)
     if not jnp.issubdtype(codes.dtype, jnp.integer):
@@ -172,8 +173,8 @@ def _validate_core(codes: Any, lengths: Any, dim: int) -> tuple[jax.Array, jax.A
             f"codes of shape {codes.shape} need lengths of shape {codes.shape[:-1]}, "
             f"got {lengths.shape}"
         )
-    if is_concrete(lengths) and lengths.size:
-        lo, hi = int(jnp.min(lengths)), int(jnp.max(lengths))
+    if host is not None and host.size:
+        lo, hi = int(host.min()), int(host.max())
         if lo < 1:
             raise ValueError(f"lengths must be >= 1, got {lo}")
         if hi > codes.shape[-1]:
