@@ -134,3 +134,17 @@ def test_python_dash_m_runs_the_cli(tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "MAP" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["embedding.npz", "metrics.json"]
+
+
+def test_demo_short_run_prints_rank_k_neighbours(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--epochs", "1", "--burn-in", "0", "--dim", "2", "--negatives", "5",
+            "--batch-size", "100", "--no-plot", "--quiet", "--output", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "1180 nodes, 6540 edges" in text
+    assert "nearest neighbours (Rank-K" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    shown = metrics["nearest_neighbours"]
+    assert set(shown) == set(cli.DEMO_QUERIES)
+    assert all(len(v) == 5 and q not in v for q, v in shown.items())

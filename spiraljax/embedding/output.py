@@ -150,8 +150,9 @@ def plot_poincare_disk(
 ) -> None:
     """Save a PNG of the embedding in the Poincaré disk, the top of the hierarchy labelled.
 
-    Draws the direct (transitive-reduction) edges, every node coloured by its depth, and
-    labels the ``num_labels`` nodes with the most descendants. Needs matplotlib (the
+    Draws the direct (transitive-reduction) edges, every node coloured by its distance to
+    the origin, and labels up to ``num_labels`` of the nodes with the most descendants
+    (skipping one that would overlap a more general node's label). Needs matplotlib (the
     ``plot`` extra); uses the Agg canvas directly, so no pyplot state is touched.
     """
     try:
@@ -173,7 +174,14 @@ def plot_poincare_disk(
     ax.add_collection(LineCollection(segments, colors="0.6", linewidths=0.3, alpha=0.5))
     depth = np.arctanh(np.minimum(np.linalg.norm(xy, axis=1), 1 - 1e-15))
     ax.scatter(xy[:, 0], xy[:, 1], s=4, c=depth, cmap="viridis", zorder=2)
-    for i in np.argsort(-descendants, kind="stable")[:num_labels]:
+    placed: list[np.ndarray] = []
+    for i in np.argsort(-descendants, kind="stable"):
+        if len(placed) == num_labels or descendants[i] == 0:
+            break
+        # Skip a label that would sit on top of one already placed (more general) label.
+        if any(np.linalg.norm(xy[i] - q) < 0.07 for q in placed):
+            continue
+        placed.append(xy[i])
         ax.annotate(
             graph.names[i].split(".")[0],
             xy[i],

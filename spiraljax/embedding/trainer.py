@@ -311,7 +311,8 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
         table, opt_state, loss = epoch_fn(table, opt_state, epoch_key, tables, jnp.asarray(burn_in))
         losses[e] = float(loss)  # blocks until the epoch is done
         rates[e] = m / (time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{losses[e]:.4f}", rel_s=f"{rates[e]:,.0f}", burn_in=burn_in)
+        phase = "burn-in" if burn_in else "main"
+        bar.set_postfix(phase=phase, loss=f"{losses[e]:.4f}", rel_s=f"{rates[e]:,.0f}")
         if callback is not None:
             callback(e, losses[e])
     train_seconds = time.perf_counter() - start
