@@ -16,10 +16,15 @@ mask give each survivor its slot). Survivors are then ordered outside the kernel
 stable sort of ``k`` keys (``Choice.mk``). Mid-K selects the ``s + k`` largest complemented
 keys minus the ``s`` largest, with ``s = ⌊(n − k)/2⌋`` (two searches).
 
-Two launch shapes (``Choice.use_2ce``):
+Launch shapes (``Choice.use_2ce``, ``Choice.tile``, ``Choice.fcap``):
 
 * fused (``use_2ce=False``): one program per row does every pass and the compaction in
-  one launch; the row is re-read from L2 between passes and the search exits per row.
+  one launch; the search exits per row. Three sub-variants: *resident* (``tile ≥ n``:
+  the row is loaded once and stays in registers), *streamed* (the row is re-read every
+  pass) and *filtered* (Top/Bottom-K with ``fcap > 0``: once the bucket of the k-th key
+  has ≤ ``fcap`` members, keys above it go straight to the output and the bucket is
+  copied to a scratch that the remaining passes read instead of the row — AIR top-k's
+  iteration-fused filtering).
 * multi-block (``use_2ce=True``): a grid of ``rows × chunks`` programs; one launch per
   radix pass writes per-chunk candidate counts, XLA sums them and picks the digit; then a
   counting launch and a writing launch do the compaction with per-chunk offsets. This is
