@@ -32,10 +32,11 @@ Measurements (per method and T), all on ``jax.jit`` of ``θ -> (value, hypergrad
   to it as T grows).
 
 Writes ``benchmarks/results/hypergrad.{md,json}`` (device, versions, date) and prints the
-table. Device-agnostic: runs on whatever ``jax.devices()[0]`` is (CPU or GPU).
+table; ``--append`` keeps earlier runs (e.g. CPU and GPU) in the same files.
+Device-agnostic: runs on whatever ``jax.devices()[0]`` is (CPU or GPU).
 
     python benchmarks/hypergrad.py                 # defaults: n=2000, d=100, float32
-    python benchmarks/hypergrad.py --n 20000 --d 1000 --repeats 20   # e.g. on a GPU
+    python benchmarks/hypergrad.py --n 20000 --d 1000 --repeats 20 --append   # e.g. on a GPU
 """
 
 from __future__ import annotations
@@ -196,7 +197,11 @@ def _version(name):
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:  # e.g. imported from a bare PYTHONPATH
-        return getattr(sys.modules.get(name), "__version__", "unknown")
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None) or getattr(
+            getattr(module, "version", None), "__version__", None
+        )
+        return version or "unknown"
 
 
 def _fmt_bytes(b):
@@ -218,6 +223,11 @@ def main(argv=None) -> None:
     p.add_argument("--solve-tol", type=float, default=1e-6)
     p.add_argument("--solve-maxiter", type=int, default=200)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add this run to the runs already in OUT/hypergrad.json instead of replacing them",
+    )
     args = p.parse_args(argv)
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -280,31 +290,54 @@ def main(argv=None) -> None:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "hypergrad.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    path = args.out / "hypergrad.json"
+    runs = []
+    if args.append and path.exists():
+        previous = json.loads(path.read_text())
+        runs = previous.get("runs", [previous] if "meta" in previous else [])
+    runs.append({"meta": meta, "rows": rows})
+    path.write_text(json.dumps({"runs": runs}, indent=2))
+    md = render_markdown(runs)
+    (args.out / "hypergrad.md").write_text(md)
+    print(md)
+
+
+def render_markdown(runs) -> str:
     md = [
         "# Hypergradients: implicit vs unrolled vs jaxopt",
         "",
-        f"{meta['date']}, device {meta['device']}, jax {meta['jax']}, optax {meta['optax']}, "
-        f"jaxopt {meta['jaxopt']}, Python {meta['python']}.",
-        f"Per-feature L2 logistic regression, n={args.n}, d={args.d}, {args.dtype}; inner: T "
-        f"steps of SGD+momentum; linear solves tol {args.solve_tol}, maxiter "
-        f"{args.solve_maxiter}. Time: median and minimum of {args.repeats} jitted calls "
-        "(on a shared CPU the minimum is the steadier figure). Peak memory: "
-        "XLA `compiled.memory_analysis()` (temp + arguments + outputs − aliased). rel_err: vs "
-        "implicit CG after 20 000 inner steps.",
-        "",
-        "| T | method | median (ms) | min (ms) | peak memory | temp memory | rel_err |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "Written by `benchmarks/hypergrad.py`. Per-feature L2 logistic regression; inner: T steps "
+        "of SGD+momentum from zero; implicit methods differentiate the T-step solution by the "
+        "implicit function theorem (one CG or Neumann solve), unrolled ones back-propagate "
+        "through the T steps (`-ckpt`: `jax.checkpoint` per step), jaxopt = "
+        "`jaxopt.implicit_diff.custom_root` + `solve_cg` around the same inner solver. Time: "
+        "median and minimum of jitted calls (on a shared CPU the minimum is the steadier "
+        "figure). Peak memory: XLA `compiled.memory_analysis()` of the whole jitted "
+        "value-and-hypergradient program, temp + arguments (data included) + outputs − aliased; "
+        "temp memory is the part that grows with T. rel_err: relative difference of the "
+        "hypergradient from implicit CG after 20 000 inner steps.",
     ]
-    for r in rows:
-        mem = r["memory"] or {}
-        md.append(
-            f"| {r['T']} | {r['method']} | {r['median_s'] * 1e3:.2f} | {r['min_s'] * 1e3:.2f} | "
-            f"{_fmt_bytes(mem.get('peak'))} | {_fmt_bytes(mem.get('temp'))} | "
-            f"{r['rel_err']:.1e} |"
-        )
-    (args.out / "hypergrad.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    for run in runs:
+        meta, prob = run["meta"], run["meta"]["problem"]
+        md += [
+            "",
+            f"## {meta['device']} — n={prob['n']}, d={prob['d']}, {prob['dtype']}",
+            "",
+            f"{meta['date']}; jax {meta['jax']}, optax {meta['optax']}, jaxopt {meta['jaxopt']}, "
+            f"Python {meta['python']}; linear solves tol {prob['solve_tol']}, maxiter "
+            f"{prob['solve_maxiter']}; {prob['repeats']} timed calls.",
+            "",
+            "| T | method | median (ms) | min (ms) | peak memory | temp memory | rel_err |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in run["rows"]:
+            mem = r["memory"] or {}
+            md.append(
+                f"| {r['T']} | {r['method']} | {r['median_s'] * 1e3:.2f} | "
+                f"{r['min_s'] * 1e3:.2f} | {_fmt_bytes(mem.get('peak'))} | "
+                f"{_fmt_bytes(mem.get('temp'))} | {r['rel_err']:.1e} |"
+            )
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -194,7 +194,9 @@ def test_float32():
         w = ridge(jnp.zeros(4, jnp.float32), t, Xf, Yf)
         return 0.5 * jnp.sum((jnp.asarray(XV, jnp.float32) @ w - jnp.asarray(YV, jnp.float32)) ** 2)
 
-    g = jax.grad(f)(jnp.asarray(0.3, jnp.float32))
+    # Full float32 matmuls (GPUs default to TF32, which limits any float32 result to ~1e-3).
+    with jax.default_matmul_precision("highest"):
+        g = jax.grad(f)(jnp.asarray(0.3, jnp.float32))
     assert g.dtype == jnp.float32
     w, jac = closed_form(0.3)
     np.testing.assert_allclose(float(g), (XV.T @ (XV @ w - YV)) @ jac.sum(1), rtol=1e-4)
