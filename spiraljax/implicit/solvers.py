@@ -20,10 +20,12 @@ flattened vector). All solvers are pure JAX (``lax.while_loop``) and compose wit
 
 ``guard``: an optional callable ``x -> x`` applied to every iterate ``x_k`` (to the running term
 and the partial sum of the Neumann series; to the iterate formed at the end of each restart
-cycle of GMRES), e.g. ``spiraljax.topos.OpenCartesianTopos(...).rewrite`` to turn
-NaN / Inf / oversized entries into finite ones. Any callable that maps a pytree to a pytree of
-the same structure works. Guarding changes the iterates, so the Krylov recurrences no longer hold
-exactly once it rewrites something; the reported residual is still the true one.
+cycle of GMRES), e.g. ``spiraljax.topos.OpenCartesianTopos(...).saturate_tree`` to turn
+NaN / Inf / oversized entries into finite ones (NaN → 0, |v| > S → ±S); ``rewrite_tree`` would
+also project every leaf into the Poincaré ball, which only suits iterates that are points. Any
+callable that maps a pytree to a pytree of the same structure works (solvers do not import the
+topos module). Guarding changes the iterates, so the Krylov recurrences no longer hold exactly
+once it rewrites something; the reported residual is still the true one.
 
 References: Hestenes & Stiefel (1952) for CG; Saad & Schultz (1986) for GMRES; van der Vorst
 (1992) for BiCGSTAB; Lorraine, Vicol & Duvenaud (AISTATS 2020) for Neumann-series inverse

@@ -337,3 +337,26 @@ def test_nonfinite_rhs_terminates_and_reports_not_converged(solver):
     _x, info = S.get_solver(solver)(jnp.asarray(SYSTEMS["spd"]), b, tol=1e-8, maxiter=50)
     assert not bool(info.converged)
     assert int(info.iterations) <= 50
+
+
+def test_topos_guard_keeps_iterates_finite():
+    """The topos saturation (SPEC §5) as a guard: a divergent Neumann series stays finite and
+    bounded by the saturation, info still says not converged; a healthy CG is unchanged."""
+    topos = pytest.importorskip("spiraljax.topos")
+    guard = topos.OpenCartesianTopos(saturation=1e3).saturate_tree
+    A = jnp.asarray(SYSTEMS["spd"])
+    tree_b = {"u": jnp.asarray(B[:12]), "v": jnp.asarray(B[12:])}
+
+    def op(t):
+        y = A @ jnp.concatenate([t["u"], t["v"]])
+        return {"u": y[:12], "v": y[12:]}
+
+    x, info = S.neumann(op, tree_b, alpha=50.0, maxiter=500, tol=1e-8, guard=guard)
+    leaves = jax.tree.leaves(x)
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+    assert max(float(jnp.max(jnp.abs(leaf))) for leaf in leaves) <= 1e3
+    assert not bool(info.converged)
+    x1, _ = S.cg(op, tree_b, tol=1e-12)
+    x2, i2 = S.cg(op, tree_b, tol=1e-12, guard=guard)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b)), x1, x2)
+    assert bool(i2.converged)
