@@ -174,7 +174,7 @@ def main():
     shapes = GPU_SHAPES if gpu else CPU_SHAPES
     if args.quick:
         shapes = shapes[:2]
-    reps, batch = (15, 5) if gpu else (5, 2)
+    reps, batch = (10, 3) if gpu else (5, 2)
     bw = copy_bandwidth() if gpu else None
     results = []
     for rows, cols, k in shapes:
