@@ -5,6 +5,7 @@
 * :func:`apply_updates` — ``project(params + updates)`` on ball leaves.
 * :class:`Hypergrad`, :class:`Realgrad` — functional gradient tapes (pytrees).
 * :func:`topos_guard` — rewrites non-finite / oversized updates and counts the rewrites.
+* :func:`roundtable` — scales the top-k / middle / bottom-k magnitude bands of each leaf.
 """
 
 from spiraljax.optim.guard import ToposGuardState, topos_guard
@@ -16,6 +17,7 @@ from spiraljax.optim.riemannian import (
     riemannian_sgd,
     riemannian_sgd_step,
 )
+from spiraljax.optim.roundtable import RoundtableState, roundtable
 from spiraljax.optim.tapes import Hypergrad, Realgrad
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "Realgrad",
     "RiemannianAdamState",
     "RiemannianSGDState",
+    "RoundtableState",
     "ToposGuardState",
     "apply_updates",
     "riemannian_adam",
     "riemannian_sgd",
     "riemannian_sgd_step",
+    "roundtable",
     "topos_guard",
 ]
