@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import importlib.metadata
 import json
+import os
 import platform
 import statistics
 import time
@@ -48,7 +50,10 @@ def _version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return "n/a"
+        try:  # a package carried without its dist-info still knows its version
+            return importlib.import_module(name).__version__
+        except (ImportError, AttributeError):
+            return "n/a"
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -168,7 +173,7 @@ def main() -> None:
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": f"{dev.platform}: {dev.device_kind}",
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": len(os.sched_getaffinity(0)),  # CPUs this process may run on
         "python": platform.python_version(),
         "jax": jax.__version__,
         "optax": _version("optax"),
