@@ -272,3 +272,20 @@ def test_check_depth():
     assert t.check_depth(3) == 3
     with pytest.raises(ToposError, match="depth=4 exceeds max_depth=3"):
         t.check_depth(4)
+
+
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=4, max_size=4),
+    st.sampled_from([-1.0, -0.25, 0.0]),
+)
+def test_rewrite_idempotent(values, curvature):
+    t = OpenCartesianTopos(curvature=curvature, saturation=1e3)
+    x = jnp.asarray(np.array(values, np.float32).reshape(2, 2))
+    once = _jit_rewrite(t, x)
+    np.testing.assert_array_equal(_jit_rewrite(t, once), once)
+    assert np.all(np.isfinite(once))
+
+
+@jax.jit
+def _jit_rewrite(t, x):
+    return t.rewrite(x)

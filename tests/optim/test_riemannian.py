@@ -491,3 +491,20 @@ def test_inject_hyperparams_momentum(momentum):
         x = apply_updates(x, u)
     expected = ref.run_sgd(X0, _egrad_np, [0.3] * 4, 1.0, momentum=momentum)
     np.testing.assert_allclose(x, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_gradient_through_a_step_finite_at_origin_and_boundary(dtype):
+    # Rows: the origin, a tiny point, a point on the boundary sphere, one beyond it.
+    x0 = jnp.array([[0.0, 0.0], [1e-15, 0.0], [0.6, 0.8], [3.0, 4.0]], dtype)
+
+    def loss(x):
+        tx = riemannian_adam(0.1)
+        u, _ = tx.update(2 * x + 1.0, tx.init(x), x)
+        y = apply_updates(x, u)
+        tx2 = riemannian_sgd(0.5, momentum=0.9)
+        u2, _ = tx2.update(2 * y - 1.0, tx2.init(y), y)
+        return jnp.sum(poincare.dist0(apply_updates(y, u2)))
+
+    value, grad = jax.jit(jax.value_and_grad(loss))(x0)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
