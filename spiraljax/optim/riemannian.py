@@ -179,6 +179,8 @@ def riemannian_sgd_step(
     Returns:
       The new points, same shape and dtype as ``x``.
     """
+    _check_retraction(retraction)
+    _check_learning_rate(learning_rate)
     x = poincare.project(x, curvature=curvature)
     rgrad = poincare.egrad2rgrad(x, egrad, curvature=curvature)
     lr = jnp.asarray(learning_rate).astype(rgrad.dtype)

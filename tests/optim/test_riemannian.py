@@ -508,3 +508,19 @@ def test_gradient_through_a_step_finite_at_origin_and_boundary(dtype):
 
     value, grad = jax.jit(jax.value_and_grad(loss))(x0)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_riemannian_sgd_step_function():
+    from spiraljax.optim import riemannian_sgd_step
+
+    x, g = jnp.asarray(X0), jnp.asarray(_egrad_np(X0))
+    for retraction in ("expmap", "first_order"):
+        y = jax.jit(riemannian_sgd_step, static_argnames="retraction")(
+            x, g, 0.3, retraction=retraction
+        )
+        expected = ref.run_sgd(X0, _egrad_np, [0.3], 1.0, retraction=retraction)
+        np.testing.assert_allclose(y, expected, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="retraction='exp'"):
+        riemannian_sgd_step(x, g, 0.3, retraction="exp")
+    with pytest.raises(ValueError, match="learning_rate=-0.3"):
+        riemannian_sgd_step(x, g, -0.3)
