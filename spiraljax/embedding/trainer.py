@@ -9,7 +9,8 @@ the softmax cross-entropy of the positive against the negatives with logits −d
 
 d the geodesic distance of the ball (``spiraljax.geometry.poincare.dist``). Each batch
 minimises the mean of L over its pairs with ``spiraljax.optim.riemannian_sgd``
-(θ ← expmap_θ(−lr · ∇L/λ_θ²), re-projected into the ball) on the full embedding table.
+(θ ← expmap_θ(−lr · ∇L/λ_θ²), re-projected into the ball; applied to the rows in the
+batch, which equals the full-table step since the other rows have zero gradient).
 
 Recipe of the reference implementation (facebookresearch/poincare-embeddings
 ``train-mammals.sh``, ``hype/graph_dataset.pyx``), followed here:
@@ -25,7 +26,8 @@ Recipe of the reference implementation (facebookresearch/poincare-embeddings
 * every epoch visits the edges in a fresh random order, in batches of ``batch_size`` (the
   last batch padded with masked pairs so that the whole epoch is one ``lax.scan``).
 
-The epoch is one jit-compiled function; a tqdm bar shows the loss and relations/s.
+The epoch is one jit-compiled function (its negatives drawn up front: memory
+O(edges · negatives)); a tqdm bar shows the loss and relations/s.
 """
 
 from __future__ import annotations

@@ -121,8 +121,11 @@ def test_training_is_deterministic_given_the_seed():
     b = train(TREE, config, progress=False)
     c = train(TREE, EmbedConfig(dim=3, epochs=3, burn_in=1, batch_size=5, negatives=4, seed=8),
               progress=False)  # fmt: skip
-    np.testing.assert_array_equal(a.embedding, b.embedding)
-    assert not np.array_equal(a.embedding, c.embedding)
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+    else:  # GPU scatter-adds of duplicate rows sum in no fixed order
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-6)
+    assert not np.allclose(a.embedding, c.embedding, atol=1e-3)
 
 
 @pytest.mark.parametrize(
