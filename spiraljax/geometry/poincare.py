@@ -276,15 +276,23 @@ def _keep(r, keepdims):
 
 
 def _project_robust(x, c, eps):
-    # ‖x‖ via max-abs scaling so that huge finite inputs (1e30 in float32) do not overflow;
-    # compare c‖x/m‖² against ((1 − ε)/m)² in the scaled domain.
-    m = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+    # Scale by m = max|xᵢ| first, so huge finite inputs (3e38 in float32) neither overflow
+    # ‖x‖² nor underflow the bound into subnormals: with x = m·x̂ and n̂ = ‖x̂‖ ∈ [1, √d],
+    # x is outside iff m > R = (1 − ε)/(√c n̂), and then its projection is x̂·R.
+    # The projection x̂·R = x·(1 − ε)/(√c‖x‖) does not depend on the scale m, so m carries
+    # no gradient (its derivative would overflow for tiny m).
+    m = lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
     m = jnp.where(m > 0, m, 1)
-    xs2 = _sq(x / m)
-    lim = (1 - eps) / m
-    cxs2 = c * xs2
-    over = cxs2 > lim * lim
-    return x * jnp.where(over, lim * lax.rsqrt(jnp.where(over, cxs2, 1)), 1)
+    # x/m as (x·m^{-1/2})·m^{-1/2}: 1/m itself is subnormal for m > 2^126 and CPU backends
+    # flush subnormals to zero.
+    r = lax.rsqrt(m)
+    xs = (x * r) * r
+    ns = safe_sqrt(_sq(xs))
+    pos = (c > 0) & (ns > 0)
+    sqrt_c = jnp.sqrt(jnp.where(c > 0, c, 1))  # never √0: its derivative is infinite
+    bound = (1 - eps) / jnp.where(pos, sqrt_c * ns, 1)
+    over = pos & (m > bound)
+    return jnp.where(over, xs * jnp.where(over, bound, 0), x)
 
 
 def _conformal_factor(x, c, keepdims):
@@ -514,7 +522,8 @@ def pairwise_dist(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) ->
     form of :func:`dist`, so memory is O(n·m) — no (n, m, d) intermediate. The expansion
     cancels for near points: the absolute error of d(x_i, y_j) is about
     2·√(ε_mach·(‖x_i‖² + ‖y_j‖²)/((1 − c‖x_i‖²)(1 − c‖y_j‖²))) (≈ 1e-3 for unit-scale float32
-    points, ≈ 3e-8 in float64); use :func:`dist` when near-point accuracy matters.
+    points, ≈ 3e-8 in float64), and at x_i = y_j the gradient is finite and small but not
+    exactly 0; use :func:`dist` when near-point accuracy matters.
     """
     (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
     if x.ndim < 2 or y.ndim < 2:
