@@ -119,7 +119,7 @@ def _poincare_mlr_init(
     _check_features(in_features=in_features, num_classes=num_classes)
     dtype = _check_float_dtype(dtype)
     del curvature  # p = 0 lies in every ball
-    a = jax.random.normal(key, (num_classes, in_features), dtype) / np.sqrt(in_features)
+    a = jax.random.normal(key, (num_classes, in_features), dtype) / float(np.sqrt(in_features))
     return {"p": jnp.zeros((num_classes, in_features), dtype), "a": a}
 
 
