@@ -13,6 +13,7 @@ adding a subcommand is one decorated function in any module imported here.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -220,6 +221,11 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     graph = (
         load_mammal_closure() if args.data is None else load_edges(args.data, closure=args.closure)
     )
+    plot = not args.no_plot
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        print("note: matplotlib is not installed, so no poincare_disk.png will be written "
+              "(pip install 'spiraljax[plot]')")  # fmt: skip
+        plot = False
     print(f"data: {graph.source}: {graph.num_nodes} nodes, {graph.num_edges} edges")
     print(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
@@ -280,9 +286,9 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         metrics=record,
         losses=result.losses,
         curvature=config.curvature,
-        plot=not args.no_plot,
+        plot=plot,
         title=title,
     )
-    files = "embedding.npz, metrics.json" + ("" if args.no_plot else ", poincare_disk.png")
+    files = "embedding.npz, metrics.json" + (", poincare_disk.png" if plot else "")
     print(f"wrote {out}/ ({files})")
     return 0

@@ -148,3 +148,18 @@ def test_demo_short_run_prints_rank_k_neighbours(tmp_path, capsys):
     shown = metrics["nearest_neighbours"]
     assert set(shown) == set(cli.DEMO_QUERIES)
     assert all(len(v) == 5 and q not in v for q, v in shown.items())
+
+
+def test_embed_without_matplotlib_skips_the_plot_with_a_note(tiny, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name)
+    )
+    out = tmp_path / "noplot"
+    argv = ["embed", "--data", str(tiny), "--epochs", "1", "--burn-in", "0", "--dim", "2",
+            "--negatives", "2", "--quiet", "--output", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["embedding.npz", "metrics.json"]
