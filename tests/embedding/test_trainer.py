@@ -63,6 +63,35 @@ def test_loss_matches_definition(dtype):
         assert np.any(grad[r] != 0) == (r in touched)
 
 
+def test_loss_under_vmap_matches_a_loop():
+    rng = np.random.default_rng(1)
+    tables = jnp.asarray(rng.uniform(-0.5, 0.5, (4, 6, 2)), jnp.float64)
+    pairs = jnp.array([[0, 1], [2, 3]])
+    negs = jnp.array([[4, 5], [0, 1]])
+    nm, pm = jnp.ones((2, 2), bool), jnp.ones((2,), bool)
+    batched = jax.vmap(nickel_kiela_loss, in_axes=(0, None, None, None, None))(
+        tables, pairs, negs, nm, pm
+    )
+    looped = [nickel_kiela_loss(t, pairs, negs, nm, pm) for t in tables]
+    np.testing.assert_allclose(batched, looped, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("radius", [0.0, 1e-12, 0.5, "boundary"])
+def test_loss_and_gradient_finite_at_extremes(dtype, radius):
+    # Coincident points, points at the origin and at the projection boundary.
+    eps = 4e-3 if dtype == jnp.float32 else 1e-5
+    r = 1 - eps if radius == "boundary" else radius
+    direction = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    table = jnp.asarray(direction * r, dtype)
+    pairs = jnp.array([[0, 1], [2, 3]])
+    negs = jnp.array([[2, 3], [0, 1]])
+    nm, pm = jnp.ones((2, 2), bool), jnp.ones((2,), bool)
+    loss, grad = jax.jit(jax.value_and_grad(nickel_kiela_loss))(table, pairs, negs, nm, pm)
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert loss.dtype == dtype and grad.dtype == dtype
+
+
 def test_loss_with_all_negatives_masked_is_zero():
     table = jnp.asarray([[0.1, 0.0], [0.0, 0.2]], jnp.float64)
     loss = nickel_kiela_loss(
