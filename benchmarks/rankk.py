@@ -156,6 +156,7 @@ def main():
     ap.add_argument("--tune", action="store_true", help="also time Choice candidates")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    # GPU and CPU runs merge into one rankk.{md,json} (sections "gpu" and "cpu").
     ap.add_argument("--kinds", default="top,bottom,mid")
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--check", action="store_true", help="exactness sweep of Choices first")
@@ -229,11 +230,21 @@ def write_results(args, gpu, bw, torch, results):
     except ImportError:
         meta["triton"] = None
     os.makedirs(args.out, exist_ok=True)
-    suffix = "" if gpu else "_cpu"
-    with open(os.path.join(args.out, f"rankk{suffix}.json"), "w") as fh:
-        json.dump({"meta": meta, "results": results}, fh, indent=1)
-    md = table(meta, results, gpu)
-    with open(os.path.join(args.out, f"rankk{suffix}.md"), "w") as fh:
+    path = os.path.join(args.out, "rankk.json")
+    data = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            data = json.load(fh)
+        if "results" in data:  # an older single-section file
+            data = {}
+    data["gpu" if gpu else "cpu"] = {"meta": meta, "results": results}
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=1)
+    parts = [
+        table(data[s]["meta"], data[s]["results"], s == "gpu") for s in ("gpu", "cpu") if s in data
+    ]
+    md = "\n".join(parts) + NOTES
+    with open(os.path.join(args.out, "rankk.md"), "w") as fh:
         fh.write(md)
     return md
 
@@ -327,6 +338,18 @@ def tune_candidates(rows, cols, k):
         for ch in (4, 16, 64):
             out.append(rep(base, use_2ce=True, chunks=min(1024, ch * max(1, 132 // rows))))
     return list(dict.fromkeys(out))
+
+
+NOTES = """
+Columns: `ours` = `spiraljax.kernels.topk/bottomk/midk` with `implementation="auto"` (GPU:
+the Pallas/Triton radix select planned by `plan_rank`; CPU: the XLA path); `lax_stable` /
+`lax_unstable` = `jax.lax.top_k` (on `-x` for bottom-k; `is_stable` is missing on jax 0.10.2,
+hence "–" on CPU); `lax_sort_slice` = `jnp.sort` then the centred slice (what Mid-K replaces);
+`lax_top_k_same_k` = `lax.top_k(x, k)` (the CPU bar's reference for Mid-K); `torch` =
+`torch.topk(sorted=True)` on the same buffers through DLPack; `floor` = input bytes / measured
+copy bandwidth. "best baseline / ours" > 1 means ours is faster (GPU: against the faster of
+`lax_unstable` and `torch`; CPU: against `lax.top_k`).
+"""
 
 
 def fmt(v):

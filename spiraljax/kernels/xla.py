@@ -45,6 +45,20 @@ def select_indices(x, k: int, kind: str):
     equal keys by increasing index.
     """
     n = x.shape[-1]
+    if kind == "top" and x.dtype == jnp.float32:
+        # float32 without NaN is already in the total order the CPU TopK runtime uses
+        # (integer compare of the bits, ties to the lower index): skip the key pass then.
+        # NaNs must be canonicalised first so that different payloads tie by index.
+        def cpu(x):
+            def keyed(x):
+                return lax.top_k(float32_carrier(kind_key(x, kind)), k)[1]
+
+            return lax.cond(jnp.any(x != x), keyed, lambda x: lax.top_k(x, k)[1], x)
+
+        def other(x):
+            return _top_indices(kind_key(x, kind), k)
+
+        return lax.platform_dependent(x, cpu=cpu, default=other)
     key = kind_key(x, kind)
     if kind == "mid":
         s = (n - k) // 2
