@@ -281,7 +281,7 @@ def train(
 
 
 def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) -> EmbedResult:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     dtype = jnp.dtype(config.dtype)
     tables = _tables(graph)
