@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import os
+import warnings
 from typing import NamedTuple
 
 KINDS = ("top", "bottom", "mid")
@@ -145,11 +147,19 @@ RESIDENT_MAX = 8192
 MK1_MAX_K = 256
 
 
-def candidate_domain(caps: DeviceCaps | None = None) -> dict[str, tuple]:
-    """Legal values of every ``Choice`` field on ``caps`` (the planner's search space)."""
+def candidate_domain(
+    caps: DeviceCaps | None = None, kind: str | None = None, *, k: int | None = None
+) -> dict[str, tuple]:
+    """Legal values of every ``Choice`` field on ``caps`` (the planner's search space).
+
+    With ``kind`` and/or ``k`` the domain is narrowed to what is legal (and meaningful)
+    for that problem: counting-rank ordering (``mk=1``) only for ``k ≤ MK1_MAX_K``, and
+    no filter capacity for Mid-K (the filtered kernel is Top/Bottom-K only). The first
+    value of each field is the preferred one when nothing else decides.
+    """
     caps = caps or DeviceCaps.cuda()
     max_warps = max(1, caps.max_workgroup // max(caps.lane_width, 32))
-    return {
+    dom = {
         "use_2ce": (False, True),
         "mk": (0, 1),
         "mkd": (1, 2, 3, 4),
@@ -160,6 +170,11 @@ def candidate_domain(caps: DeviceCaps | None = None) -> dict[str, tuple]:
         "stages": (1, 2, 3, 4),
         "fcap": (0, 1024, 2048, 4096, 8192, 16384),
     }
+    if k is not None and k > MK1_MAX_K:
+        dom["mk"] = (0,)
+    if kind is not None and normalize_kind(kind) == "mid":
+        dom["fcap"] = (0,)
+    return dom
 
 
 def candidates(caps: DeviceCaps | None = None, **fixed) -> list[Choice]:
@@ -230,18 +245,82 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
     )
 
 
-def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None) -> RankPlan:
-    """Plan a Rank-K launch for ``rows`` rows of ``cols`` entries selecting ``k``.
+#: ``Choice`` field → SpiralK field name (the others are spelled alike). ``fcap`` has no
+#: SpiralK field: programs cannot assign it; the table, SoftLogic and the fallback can.
+DSL_FIELDS = {"chunks": "ch"}
+_FROM_DSL = {v: f for f, v in DSL_FIELDS.items()}
 
-    Args:
-      kind: ``"top"``, ``"bottom"`` or ``"mid"`` (``"topk"`` etc. accepted).
-      rows, cols, k: problem size; ``0 ≤ k ≤ cols``.
-      caps: device capabilities (default ``DeviceCaps.detect()``).
+#: ``RankPlan.source`` values.
+SOURCES = ("hard", "soft", "table", "rewrite", "fallback", "builtin")
 
-    Returns:
-      ``RankPlan(kind, rows, cols, k, choice, source, score)``; ``source="builtin"``
-      with ``score=0.0`` for the built-in policy of ``default_choice``.
-    """
+#: Environment variable naming a tuned table (JSON, ``spiraljax tune``) to use instead of
+#: the one shipped for the detected device class.
+TABLE_ENV = "SPIRAL_HEUR_TABLE"
+
+_ENV_KEYS = (
+    "SPIRAL_HEUR_K",
+    "SPIRAL_HEUR_SOFT",
+    "SPIRAL_HEUR_GEN_WEIGHT",
+    "SPIRAL_HEUR_FILE",
+    "SPIRAL_HEUR_ON_ERROR",
+    TABLE_ENV,
+)
+
+
+def spiralk_domain(
+    caps: DeviceCaps, kind: str, k: int, prefer: Choice | None = None
+) -> dict[str, tuple]:
+    """``candidate_domain(caps, kind, k=k)`` keyed by SpiralK field names (``chunks`` →
+    ``ch``). With ``prefer`` each field lists ``prefer``'s value first, so SoftLogic's
+    tie-break keeps the fields no rule speaks about at that plan (the built-in one)."""
+    dom = candidate_domain(caps, kind, k=k)
+    out = {}
+    for f, vs in dom.items():
+        if prefer is not None and getattr(prefer, f) in vs:
+            v = getattr(prefer, f)
+            vs = (v, *(w for w in vs if w != v))
+        out[DSL_FIELDS.get(f, f)] = vs
+    return out
+
+
+def choice_to_fields(choice: Choice) -> dict:
+    """A ``Choice`` as a SpiralK assignment (``chunks`` → ``ch``)."""
+    return {
+        DSL_FIELDS.get(f.name, f.name): getattr(choice, f.name) for f in dataclasses.fields(choice)
+    }
+
+
+def choice_from_fields(fields: dict) -> Choice:
+    """Inverse of :func:`choice_to_fields` (missing fields keep ``Choice`` defaults)."""
+    kw = {}
+    for name, v in fields.items():
+        f = _FROM_DSL.get(name, name)
+        kw[f] = bool(v) if f == "use_2ce" else int(v)
+    return Choice(**kw)
+
+
+def _stat(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _plan_key(kind, rows, cols, k, caps):
+    from spiraljax.spiralk import default_heur_path
+
+    env = tuple(os.environ.get(v) for v in _ENV_KEYS)
+    heur = default_heur_path()
+    table = os.environ.get(TABLE_ENV, "").strip()
+    return (kind, rows, cols, k, caps, env, str(heur), _stat(heur), _stat(table) if table else None)
+
+
+_PLANS: dict[tuple, tuple[RankPlan, object]] = {}
+_PLANS_MAX = 4096
+
+
+def _checked(kind, rows, cols, k, caps):
     kind = normalize_kind(kind)
     for name, v in (("rows", rows), ("cols", cols), ("k", k)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -249,8 +328,110 @@ def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None =
     if k > cols:
         raise ValueError(f"k={k} exceeds cols={cols}")
     caps = caps or DeviceCaps.detect()
-    choice = default_choice(kind, rows, cols, k, caps).validate(caps, k)
-    return RankPlan(kind, rows, cols, k, choice, "builtin", 0.0)
+    if not isinstance(caps, DeviceCaps):
+        raise ValueError(f"caps={caps!r} must be a DeviceCaps")
+    return kind, caps
+
+
+def _plan(kind, rows, cols, k, caps) -> tuple[RankPlan, object]:
+    kind, caps = _checked(kind, rows, cols, k, caps)
+    key = _plan_key(kind, rows, cols, k, caps)
+    hit = _PLANS.get(key)
+    if hit is not None:
+        return hit
+    from spiraljax.kernels import tuner
+    from spiraljax.spiralk import SpiralKWarning, decide
+
+    builtin = default_choice(kind, rows, cols, k, caps).validate(caps, k)
+    dom = spiralk_domain(caps, kind, k, prefer=builtin)
+    entry = tuner.table_choice(kind, rows, cols, k, caps)
+    try:
+        decision = decide(
+            dom,
+            rows=rows,
+            cols=cols,
+            k=k,
+            sg=caps.subgroup,
+            kind=f"{kind}k",
+            table=None if entry is None else choice_to_fields(entry),
+            fallback=choice_to_fields(builtin),
+        )
+    except ValueError as err:  # SpiralKError is a ValueError too; keep its type
+        if type(err) is ValueError:
+            raise ValueError(
+                f"plan_rank({kind!r}, rows={rows}, cols={cols}, k={k}): {err}"
+            ) from err
+        raise
+    for note in decision.notes:
+        if note.startswith("hard ") and "not in the domain" in note:
+            # e.g. the seed's ``wg``/``kl`` fields, which no spiraljax kernel has.
+            warnings.warn(f"plan_rank: {note}", SpiralKWarning, stacklevel=4)
+    choice = choice_from_fields(decision.assignment)
+    try:
+        choice.validate(caps, k)
+    except ValueError as err:
+        raise ValueError(
+            f"plan_rank({kind!r}, rows={rows}, cols={cols}, k={k}): SpiralK chose an "
+            f"illegal Choice ({decision.source}): {err}"
+        ) from err
+    source = decision.source
+    if source == "fallback" and choice == builtin and not _had_input(decision):
+        source = "builtin"
+    plan = RankPlan(kind, rows, cols, k, choice, source, float(decision.score))
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = (plan, decision)
+    return plan, decision
+
+
+def _had_input(decision) -> bool:
+    return bool(decision.notes or decision.rules or decision.rewrite_rules or decision.hard)
+
+
+def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None) -> RankPlan:
+    """Plan a Rank-K launch for ``rows`` rows of ``cols`` entries selecting ``k``.
+
+    The plan is SpiralK's consensus (``spiraljax.spiralk.decide``) over the legal
+    ``Choice`` values for ``caps`` and this problem (:func:`spiralk_domain`):
+
+    1. hard assignments of ``SPIRAL_HEUR_K`` (and of the heur file) win; fields they
+       leave open are completed by the best of step 2, else by the built-in policy;
+    2. otherwise the best-scored of SoftLogic over the ``soft(...)`` rules of
+       ``SPIRAL_HEUR_K`` (unless ``SPIRAL_HEUR_SOFT=0``), the tuned table's entry for the
+       device (``tuner.choose``; bonus ``SPIRAL_HEUR_GEN_WEIGHT``, default 0.10) and the
+       adopted self-rewrite rules of the heur file (``SPIRAL_HEUR_FILE``, default
+       ``~/.spiraljax/heur.kdsl``);
+    3. otherwise the built-in policy of :func:`default_choice`.
+
+    Program variables: ``r = rows``, ``c = cols``, ``k``, ``sg = caps.subgroup``,
+    ``kind = "topk" | "bottomk" | "midk"``; SpiralK's field ``ch`` is ``Choice.chunks``.
+
+    ``RankPlan.source``:
+
+    * ``"hard"`` — at least one field came from a hard assignment;
+    * ``"soft"`` / ``"table"`` / ``"rewrite"`` — SoftLogic over the soft rules / the tuned
+      table entry / the self-rewrite rules won the consensus;
+    * ``"fallback"`` — SpiralK had input (rules matching nothing, fields no kernel has, or
+      a bad piece dropped under ``SPIRAL_HEUR_ON_ERROR=warn``) but nothing applied, so the
+      built-in policy ran;
+    * ``"builtin"`` — no SpiralK input at all: the built-in policy (``score`` 0).
+
+    ``score`` is the winner's consensus score (Σ matched rule weights + table bonus).
+    Plans are cached per (problem, caps, environment, heur file and table mtimes), so
+    planning at trace time stays cheap.
+
+    Raises:
+      ValueError: bad arguments; an illegal hard value (``mk: 2`` where only 0/1 exist);
+        a malformed environment variable.
+      SpiralKError: ``SPIRAL_HEUR_K`` or the heur file does not parse or evaluate
+        (with ``SPIRAL_HEUR_ON_ERROR=warn`` these warn loudly and are left out instead).
+    """
+    return _plan(kind, rows, cols, k, caps)[0]
+
+
+def explain_plan(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None):
+    """The ``spiraljax.spiralk.Decision`` behind :func:`plan_rank` (for ``heur explain``)."""
+    return _plan(kind, rows, cols, k, caps)[1]
 
 
 def normalize_kind(kind: str) -> str:
