@@ -157,8 +157,9 @@ def _poincare_mlr_apply(params: Params, x: ArrayLike, *, curvature: ArrayLike = 
     a2 = jnp.sum(a * a, axis=-1)
     pa = jnp.sum(p * a, axis=-1)
     x2 = jnp.sum(x * x, axis=-1, keepdims=True)  # (..., 1)
-    xa = x @ a.T  # (..., K)
-    xp = x @ p.T
+    hi = jax.lax.Precision.HIGHEST  # full float32 products on GPU/TPU (no TF32 passes)
+    xa = jnp.matmul(x, a.T, precision=hi)  # (..., K)
+    xp = jnp.matmul(x, p.T, precision=hi)
     d2 = jnp.maximum(x2 + p2 - 2 * xp, 0)  # ‖x − p‖²
     bx = clamp_min(1 - c * x2)
     # With s = (−p) ⊕ x:  ‖a‖·2⟨s,a⟩/((1 − c‖s‖²)‖a‖) = 2((1 − c‖p‖²)(⟨x,a⟩ − ⟨p,a⟩)

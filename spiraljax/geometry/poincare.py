@@ -190,9 +190,10 @@ def _mobius_scalar_mul(r, x, c, eps):
 
 
 def _matmul(m, x):
+    hi = lax.Precision.HIGHEST  # full float32 products on GPU/TPU too (no TF32 passes)
     if m.ndim == 2:
-        return x @ m.T
-    return jnp.einsum("...ij,...j->...i", m, x)
+        return jnp.matmul(x, m.T, precision=hi)
+    return jnp.einsum("...ij,...j->...i", m, x, precision=hi)
 
 
 def _mobius_matvec(m, x, c, eps):
@@ -315,7 +316,8 @@ def _dist0(x, c, keepdims):
 def _pairwise_dist(x, y, c):
     x2 = _sq(x)  # (..., n, 1)
     y2 = jnp.swapaxes(_sq(y), -1, -2)  # (..., 1, m)
-    xy = x @ jnp.swapaxes(y, -1, -2)  # (..., n, m)
+    # HIGHEST: TF32/bf16-pass matmuls (GPU/TPU defaults) would wreck the expansion below.
+    xy = jnp.matmul(x, jnp.swapaxes(y, -1, -2), precision=lax.Precision.HIGHEST)  # (..., n, m)
     d2 = jnp.maximum(x2 + y2 - 2 * xy, 0)
     b = _one_minus_cx2(x2, c) * _one_minus_cx2(y2, c)
     return _dist_from_terms(d2, b, c * d2 + b, c)
