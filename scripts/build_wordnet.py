@@ -32,6 +32,7 @@ cetacean is named ``whale.n.02``, as in nltk and in the reference ``mammal_closu
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -117,16 +118,24 @@ def ancestors(parents: dict[str, list[str]]) -> dict[str, frozenset[str]]:
     return memo
 
 
-def mammal_closure(wordnet_dir: Path, *, apply_filter: bool = True) -> list[tuple[str, str]]:
-    """Sorted (child, parent) name pairs of the closure under mammal.n.01."""
+def mammal_closure(
+    wordnet_dir: Path, *, apply_filter: bool = True, root: str = ROOT
+) -> list[tuple[str, str]]:
+    """Sorted (child, parent) name pairs of the closure under ``root`` (default mammal.n.01).
+
+    ``root="entity.n.01"`` gives the whole noun hierarchy (the multi-device example of
+    ``spiraljax embed --devices``). The reference filter applies to the mammal root only.
+    """
     first_lemma, parents = parse_data_noun(wordnet_dir / "data.noun")
     names = synset_names(first_lemma, parse_index_noun(wordnet_dir / "index.noun"))
     closure = ancestors(parents)
     by_name = {v: k for k, v in names.items()}
-    root = by_name[ROOT]
-    members = {root} | {x for x, anc in closure.items() if root in anc}
+    if root not in by_name:
+        raise ValueError(f"root={root!r} is not a noun synset name of {wordnet_dir}")
+    top = by_name[root]
+    members = {top} | {x for x, anc in closure.items() if top in anc}
     edges = {(names[x], names[y]) for x in members for y in closure[x] if y in members}
-    if apply_filter:
+    if apply_filter and root == ROOT:
         edges = {(c, p) for c, p in edges if c not in FILTERED_CHILDREN}
     return sorted(edges)
 
@@ -138,21 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-filter", action="store_true", help="keep the reference-filtered edges"
     )
+    parser.add_argument(
+        "--root",
+        default=ROOT,
+        help="top synset of the closure (default: %(default)s; entity.n.01 = all nouns)",
+    )
     args = parser.parse_args(argv)
     if not (args.wordnet_dir / "data.noun").is_file():
         parser.error(f"{args.wordnet_dir}/data.noun not found (apt-get install wordnet-base)")
-    edges = mammal_closure(args.wordnet_dir, apply_filter=not args.no_filter)
+    edges = mammal_closure(args.wordnet_dir, apply_filter=not args.no_filter, root=args.root)
     nodes = {n for e in edges for n in e}
     header = (
-        "# WordNet 3.0 noun hierarchy under mammal.n.01: transitive closure of hypernym (@) and\n"
+        f"# WordNet 3.0 noun hierarchy under {args.root}: transitive closure of hypernym (@) and\n"
         "# instance hypernym (@i), child<TAB>parent. Built by scripts/build_wordnet.py from the\n"
         "# WordNet 3.0 database (Princeton University; license: LICENSE.wordnet beside it).\n"
         f"# {len(nodes)} nouns, {len(edges)} edges.\n"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with args.output.open("w", encoding="utf-8", newline="\n") as f:
+    # Written beside the target and renamed over it: never a half-written file.
+    tmp = args.output.with_name(f".{args.output.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
         f.write(header)
         f.writelines(f"{c}\t{p}\n" for c, p in edges)
+    os.replace(tmp, args.output)
     print(f"wrote {args.output}: {len(nodes)} nouns, {len(edges)} edges")
     return 0
 

@@ -151,6 +151,13 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         help="floating-point type of the embedding (default: %(default)s; float32 "
         "keeps points further from the boundary and reconstructs worse)",
     )
+    p.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=1,
+        help="devices to shard the embedding table and batches over (default: %(default)s; "
+        "batch size must be divisible by it)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the Poincaré-disk PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -217,6 +224,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         batch_size=args.batch_size,
         seed=args.seed,
         dtype=args.dtype,
+        devices=args.devices,
     )
     graph = (
         load_mammal_closure() if args.data is None else load_edges(args.data, closure=args.closure)
@@ -230,7 +238,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     print(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
         f"lr×0.1) lr={config.lr} negatives={config.negatives} batch={config.batch_size} "
-        f"seed={config.seed} {config.dtype}"
+        f"seed={config.seed} {config.dtype} devices={config.devices}"
     )
     result = train(graph, config, progress=not args.quiet)
     metrics = reconstruction_metrics(result.embedding, graph, curvature=config.curvature)
