@@ -76,6 +76,7 @@ __all__ = [
     "load_table",
     "lookup",
     "self_rewrite",
+    "time_variants",
     "tune",
     "write_table",
 ]
@@ -383,12 +384,15 @@ def _inputs(rows, cols, dtype, count, seed):
 
 def _reference_check(kind, inputs, k):
     """``check(out, i)`` comparing a kernel output with the XLA path, bit for bit."""
+    import jax
+
     from spiraljax.kernels import rank
 
     op = {"top": rank.topk, "bottom": rank.bottomk, "mid": rank.midk}[kind]
+    ref = jax.jit(lambda x: op(x, k, implementation="xla"))
     refs = []
     for x in inputs:
-        v, i = op(x, k, implementation="xla")
+        v, i = ref(x)
         refs.append((np.asarray(i), np.ascontiguousarray(np.asarray(v)).view(np.uint8)))
 
     def check(out, i):
@@ -428,6 +432,33 @@ def _ranges(values: Sequence[int]) -> dict[int, tuple[int | None, int | None]]:
 
 
 Timer = Callable[..., list]
+
+
+@functools.cache
+def _kernel_fn(kind: str, k: int, choice: Choice):
+    import jax
+
+    from spiraljax.kernels import rank
+
+    op = {"top": rank.topk, "bottom": rank.bottomk, "mid": rank.midk}[kind]
+    return jax.jit(lambda x: op(x, k, implementation="pallas", choice=choice))
+
+
+def time_variants(kind: str, inputs: Sequence, k: int, choices: Sequence[Choice], **kw) -> list:
+    """``timing.time_choices`` with one compiled function per (kind, k, choice), reused
+    across calls (A/B trials time the same two plans many times).
+
+    Returns ``[(choice, ms, error)]`` sorted by time; a failing variant gets ``inf``.
+    """
+    from spiraljax.kernels.timing import time_calls
+
+    out = []
+    for ch in choices:
+        try:
+            out.append((ch, time_calls(_kernel_fn(kind, k, ch), inputs, **kw), None))
+        except Exception as err:  # a variant the compiler rejects must not end the trial
+            out.append((ch, math.inf, f"{type(err).__name__}: {err}"[:300]))
+    return sorted(out, key=lambda t: t[1])
 
 
 def tune(
@@ -637,15 +668,14 @@ def self_rewrite(
        ``HeurStore()`` — the file ``plan_rank`` reads (``SPIRAL_HEUR_FILE``).
 
     ``weight`` must outweigh the soft rules that made the incumbent win, or the plan
-    will not move. ``timer`` as in :func:`tune`.
+    will not move. ``timer`` as in :func:`tune` (default :func:`time_variants`).
     """
-    from spiraljax.kernels.timing import time_choices
     from spiraljax.spiralk import ABTest, HeurStore
 
     kind = normalize_kind(kind)
     _require_device(allow_interpret, "self_rewrite")
     caps = caps or DeviceCaps.detect()
-    timer = timer or time_choices
+    timer = timer or time_variants
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < min_trials:
         raise ValueError(f"trials={trials!r} must be an integer ≥ min_trials={min_trials}")
     store = HeurStore() if store is None else store
