@@ -468,6 +468,7 @@ def tune(
     ks: Sequence[int] = (16, 128),
     kinds: Sequence[str] = ("top",),
     dtypes: Sequence[str] = ("float32",),
+    shapes: Sequence[tuple[int, int, int]] | None = None,
     caps: DeviceCaps | None = None,
     candidates: Callable | Sequence[Choice] | None = None,
     repeats: int = 15,
@@ -483,6 +484,8 @@ def tune(
     ``output`` atomically when given.
 
     Args:
+      shapes: explicit ``(rows, cols, k)`` triples measured instead of the product grid
+        (ranges are then built from the values each axis takes in the list).
       candidates: ``Choice`` list, or ``fn(kind, rows, cols, k, caps) -> list`` (default
         :func:`default_candidates`).
       repeats, batch, warmup: ``timing.time_calls`` settings.
@@ -507,13 +510,19 @@ def tune(
         if str(d) not in _DTYPES:
             raise ValueError(f"dtype={d!r} is not one of {_DTYPES}")
     kinds = [normalize_kind(kd) for kd in kinds]
+    if shapes is not None:
+        shapes = [tuple(s) for s in shapes]
+        if not shapes or any(len(s) != 3 for s in shapes):
+            raise ValueError(f"shapes={shapes!r} must be (rows, cols, k) triples")
+        rows, cols, ks = ([s[i] for s in shapes] for i in range(3))
     for name, vs in (("rows", rows), ("cols", cols), ("ks", ks)):
         if not vs or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vs):
             raise ValueError(f"{name}={list(vs)!r} must be positive integers")
     rr, cr, kr = _ranges(rows), _ranges(cols), _ranges(ks)
     entries, mismatches = [], []
-    grid = itertools.product(kinds, dtypes, sorted(set(rows)), sorted(set(cols)), sorted(set(ks)))
-    for kind, dtype, r, c, k in grid:
+    if shapes is None:
+        shapes = list(itertools.product(sorted(set(rows)), sorted(set(cols)), sorted(set(ks))))
+    for kind, dtype, (r, c, k) in itertools.product(kinds, dtypes, shapes):
         if k >= c:
             continue  # k == n is a sort (the XLA path on every backend)
         if callable(candidates):

@@ -299,3 +299,16 @@ def test_self_rewrite_real_timer_mechanics(clean_env):
     assert res.plan_after.choice.validate(CPU, SMALL["k"])
     if res.written:
         parse((clean_env / "heur.kdsl").read_text())
+
+
+def test_tune_explicit_shapes():
+    timer = fake_timer(lambda c: 1.0 + c.mkd)
+    table = tuner.tune(
+        shapes=[(2, 300, 7), (1, 5000, 9)], caps=CPU, allow_interpret=True, timer=timer
+    )
+    got = [(e["rows"], e["cols"], e["k"]) for e in table["entries"]]
+    assert got == [(2, 300, 7), (1, 5000, 9)]
+    assert table["entries"][1]["rows_max"] == 1 and table["entries"][0]["rows_min"] == 2
+    assert all(e["choice"]["mkd"] == 2 for e in table["entries"])  # candidates: mkd ≥ 2
+    with pytest.raises(ValueError, match="triples"):
+        tuner.tune(shapes=[(2, 300)], allow_interpret=True, timer=timer)
