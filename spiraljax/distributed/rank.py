@@ -14,6 +14,7 @@ smallest entries — exact, but about half the data crosses the interconnect.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -60,16 +61,22 @@ def _select(kind: str, x: Any, k: int, axis: int) -> tuple[jax.Array, jax.Array]
     if not names or k == 0:  # nothing to merge (XLA cannot all-gather empty blocks)
         return op(x, k, axis=axis)
 
-    mesh = sharding.mesh
     parts = 1
     for name in names:
-        parts *= int(mesh.shape[name])
-    local_n = n // parts
+        parts *= int(sharding.mesh.shape[name])
+    in_spec = PartitionSpec(*(tuple(sharding.spec) + (None,) * (ndim - len(sharding.spec))))
+    run = _sharded_select(kind, k, axis, n // parts, n, names, sharding.mesh, in_spec)
+    return run(x)
+
+
+@functools.lru_cache(maxsize=64)
+def _sharded_select(kind, k, axis, local_n, n, names, mesh, in_spec):
+    """The jit-compiled shard_map program for one (kind, k, layout); cached across calls."""
+    kernels = _kernels()
     start = (n - k) // 2 if kind == "midk" else 0
     want = k + start
     keep = min(want, local_n)
     local_op = kernels.bottomk if kind in ("bottomk", "midk") else kernels.topk
-    in_spec = PartitionSpec(*(tuple(sharding.spec) + (None,) * (ndim - len(sharding.spec))))
     out_spec = PartitionSpec(*(None if i == axis else e for i, e in enumerate(in_spec)))
 
     def local(block):
@@ -89,7 +96,7 @@ def _select(kind: str, x: Any, k: int, axis: int) -> tuple[jax.Array, jax.Array]
         jax.shard_map(
             local, mesh=mesh, in_specs=(in_spec,), out_specs=(out_spec, out_spec), check_vma=False
         )
-    )(x)
+    )
 
 
 def topk(x: Any, k: int, *, axis: int = -1) -> tuple[jax.Array, jax.Array]:

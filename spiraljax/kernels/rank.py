@@ -68,6 +68,43 @@ def _rank(kind, x, k, axis, implementation, choice):
         if not isinstance(choice, Choice):
             raise ValueError(f"choice={choice!r} must be a Choice")
         choice.validate(None, k)
+    else:
+        choice = _planned_choice(kind, x, k, axis, implementation)
+    return _compiled(kind, k, axis, implementation, choice)(x)
+
+
+def _planned_choice(kind, x, k, axis, implementation):
+    """The kernel ``Choice`` for this call, or None where the XLA path runs anyway.
+
+    Planning happens here, in Python before tracing, so a jit-compiled selection is keyed
+    by its plan: a changed heuristic (environment, heur file) yields a new compilation
+    instead of being frozen into a cached one.
+    """
+    n = x.shape[axis]
+    rows = int(np.prod(x.shape, dtype=np.int64)) // max(n, 1)
+    if k == 0 or rows == 0 or k == n or implementation == "xla":
+        return None
+    if np.dtype(x.dtype) == np.float64:
+        return None
+    if implementation == "auto":
+        caps = DeviceCaps.detect()
+        if caps.backend not in ("cuda", "rocm"):
+            caps = DeviceCaps.cuda()  # the kernel branch only runs on a GPU; plan for one
+        return plan_rank(kind, rows, n, k, caps).choice
+    return plan_rank(kind, rows, n, k).choice
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(kind, k, axis, implementation, choice):
+    """jit of one selection: eager calls pay one dispatch, not one per primitive."""
+    return jax.jit(
+        functools.partial(
+            _rank_traced, kind=kind, k=k, axis=axis, implementation=implementation, choice=choice
+        )
+    )
+
+
+def _rank_traced(x, *, kind, k, axis, implementation, choice):
     xm = jnp.moveaxis(x, axis, -1)
     lead, n = xm.shape[:-1], xm.shape[-1]
     rows = int(np.prod(lead, dtype=np.int64))
@@ -105,11 +142,7 @@ def _indices2d(x2d, k, kind, implementation, choice):
     if implementation == "auto":
         if np.dtype(x2d.dtype) == np.float64:
             return _xla_indices(x2d, k, kind)
-        caps = DeviceCaps.detect()
-        if caps.backend not in ("cuda", "rocm"):
-            caps = DeviceCaps.cuda()  # the branch only runs on a GPU; plan for one
-        ch = choice or plan_rank(kind, rows, n, k, caps).choice
-        gpu = functools.partial(_pallas_call, k=k, kind=kind, choice=ch, interpret=False)
+        gpu = functools.partial(_pallas_call, k=k, kind=kind, choice=choice, interpret=False)
         return lax.platform_dependent(
             x2d,
             cuda=gpu,
@@ -119,8 +152,7 @@ def _indices2d(x2d, k, kind, implementation, choice):
     # "pallas" and "triton" run the same kernels (Pallas' Triton backend); without a GPU
     # they run through interpret=True, which is how CPU tests exercise the kernel logic.
     interpret = jax.default_backend() not in _GPU_PLATFORMS
-    ch = choice or plan_rank(kind, rows, n, k).choice
-    return _pallas_call(x2d, k=k, kind=kind, choice=ch, interpret=interpret)
+    return _pallas_call(x2d, k=k, kind=kind, choice=choice, interpret=interpret)
 
 
 def _pallas_call(x2d, *, k, kind, choice, interpret):
