@@ -492,16 +492,15 @@ def tune(
       allow_interpret: permit a non-GPU device (Pallas interpret mode: a functional check,
         not a tuning).
       timer: ``timer(kind, inputs, k, choices, **kw) -> [(choice, ms, error)]``, default
-        ``timing.time_choices`` (injectable for tests).
+        :func:`time_variants` (``timing.time_choices`` with compiled functions kept, so a
+        later A/B trial or check of the same plan does not recompile); injectable.
 
     Every timed batch checks one output against the XLA path (indices and value bits); a
     variant that differs is excluded and listed under ``"mismatches"`` with a warning.
     """
-    from spiraljax.kernels.timing import time_choices
-
     interpret = _require_device(allow_interpret, "tune")
     caps = caps or DeviceCaps.detect()
-    timer = timer or time_choices
+    timer = timer or time_variants
     log = log or (lambda s: None)
     for name, v in (("repeats", repeats), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
