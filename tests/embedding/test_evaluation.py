@@ -129,7 +129,6 @@ def test_bad_shapes():
 
 
 def test_nearest_neighbours_with_rank_k():
-    pytest.importorskip("spiraljax.kernels")
     from spiraljax.embedding.evaluation import nearest_neighbours
 
     x = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.5], [-0.9, 0.0], [0.2, 0.0]], np.float32)

@@ -89,6 +89,7 @@ def test_matches_hand_derived_reference(name, curvature):
     np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=1e-13)
 
 
+@pytest.mark.anchors
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_matches_geoopt(name):
     torch = pytest.importorskip("torch")
