@@ -7,6 +7,11 @@ sizes of the counting and compaction loops, ``chunks`` the column blocks per row
 multi-block shape, ``warps`` / ``stages`` the Triton launch parameters and ``mk`` how the
 k survivors are ordered. ``candidate_domain(caps, ...)`` lists the legal values of every
 field (the search space for SpiralK's SoftLogic and for ``spiraljax tune``).
+
+``plan_rank`` is SpiralK's consensus over that domain — hard rules of ``SPIRAL_HEUR_K``,
+SoftLogic over its soft rules, the tuned table of the device (``tuner.choose``) and the
+self-rewrite rules of the heur file — with ``default_choice`` (the built-in policy) as
+the fallback; ``RankPlan.source`` says which one decided.
 """
 
 from __future__ import annotations
@@ -201,7 +206,8 @@ class RankPlan(NamedTuple):
 
 
 def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice:
-    """The built-in policy (used until SpiralK drives the plan).
+    """The built-in policy: ``plan_rank``'s fallback, and the preferred value of every
+    field SpiralK leaves open.
 
     * Multi-block (``use_2ce``) when one program per row cannot fill the device:
       ``rows < 2·SMs`` and the row is long (≥ 64 tiles); chunks give each SM ~4 programs.

@@ -3,15 +3,18 @@ respected, bad programs are reported, and the plan really drives the Pallas kern
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rankk_reference import random_input, ref_indices
 
-from spiraljax.kernels import Choice, DeviceCaps, plan_rank, topk
+from spiraljax.kernels import Choice, DeviceCaps, candidate_domain, plan_rank, topk
 from spiraljax.kernels.plan import SOURCES, default_choice, explain_plan
 from spiraljax.kernels.tuner import SCHEMA
 from spiraljax.spiralk import SpiralKError, SpiralKWarning
@@ -305,3 +308,42 @@ def test_without_input_the_kernel_gets_the_builtin_plan():
         warnings.simplefilter("error")
         plan = plan_rank("top", 3, 1100, 9)
     assert plan.source == "builtin" and not plan.choice.use_2ce
+
+
+_DOM = candidate_domain(CUDA)
+
+
+@settings(deadline=None)
+@given(
+    rules=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(_DOM)),
+            st.integers(0, 70000),
+            st.floats(-2, 2, allow_nan=False),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    kind=st.sampled_from(["top", "bottom", "mid"]),
+    rows=st.integers(1, 1 << 14),
+    cols=st.integers(1, 1 << 22),
+    kfrac=st.floats(0, 1),
+)
+def test_property_any_soft_program_gives_a_legal_plan(rules, kind, rows, cols, kfrac):
+    k = int(kfrac * cols)
+    src = []
+    for field, value, w, pick_legal in rules:
+        vals = _DOM[field]
+        v = vals[value % len(vals)] if pick_legal else value
+        name = {"chunks": "ch"}.get(field, field)
+        if name == "fcap":
+            continue  # no SpiralK field
+        text = ("true" if v else "false") if name == "use_2ce" else str(int(v))
+        src.append(f"soft({name}, {text}, {w!r}, true);")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPIRAL_HEUR_K", " ".join(src))
+        plan = plan_rank(kind, rows, cols, k, CUDA)
+    assert plan.source in SOURCES and math.isfinite(plan.score)
+    assert plan.choice.validate(CUDA, k) is plan.choice
+    if not src:
+        assert plan.source == "builtin"
