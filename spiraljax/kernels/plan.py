@@ -391,7 +391,17 @@ def _plan(kind, rows, cols, k, caps) -> tuple[RankPlan, object]:
 
 
 def _had_input(decision) -> bool:
-    return bool(decision.notes or decision.rules or decision.rewrite_rules or decision.hard)
+    """Whether any SpiralK input existed (a program, heur-file statements, notes)."""
+    if decision.notes or decision.rules or decision.rewrite_rules or decision.hard:
+        return True
+    if os.environ.get("SPIRAL_HEUR_K", "").strip():
+        return True
+    path = decision.context.get("heur_file")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return any(line.strip() and not line.lstrip().startswith("#") for line in fh)
+    except (OSError, TypeError):
+        return False
 
 
 def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None) -> RankPlan:
@@ -417,10 +427,12 @@ def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None =
     * ``"hard"`` — at least one field came from a hard assignment;
     * ``"soft"`` / ``"table"`` / ``"rewrite"`` — SoftLogic over the soft rules / the tuned
       table entry / the self-rewrite rules won the consensus;
-    * ``"fallback"`` — SpiralK had input (rules matching nothing, fields no kernel has, or
-      a bad piece dropped under ``SPIRAL_HEUR_ON_ERROR=warn``) but nothing applied, so the
-      built-in policy ran;
-    * ``"builtin"`` — no SpiralK input at all: the built-in policy (``score`` 0).
+    * ``"fallback"`` — SpiralK had input (a program or heur-file rules whose conditions
+      did not hold or that match no legal value, soft rules switched off by
+      ``SPIRAL_HEUR_SOFT=0``, fields no kernel has, a bad piece dropped under
+      ``SPIRAL_HEUR_ON_ERROR=warn``) but none applied, so the built-in policy ran;
+    * ``"builtin"`` — no SpiralK input at all (no program, empty heur file, no table
+      entry): the built-in policy (``score`` 0).
 
     ``score`` is the winner's consensus score (Σ matched rule weights + table bonus).
     Plans are cached per (problem, caps, environment, heur file and table mtimes), so

@@ -59,6 +59,7 @@ from spiraljax.kernels.plan import (
     TABLE_ENV,
     Choice,
     DeviceCaps,
+    candidate_domain,
     choice_to_fields,
     default_choice,
     normalize_kind,
@@ -316,11 +317,7 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
     base = default_choice(kind, rows, cols, k, caps)
     out = [base]
     out += [rep(base, mkd=m) for m in (2, 3, 4)]
-    out += [
-        rep(base, warps=w)
-        for w in (4, 16)
-        if w <= caps.max_workgroup // 32 or caps.backend == "cpu"
-    ]
+    out += [rep(base, warps=w) for w in (4, 16) if w in candidate_domain(caps)["warps"]]
     out += [rep(base, stages=s) for s in (1, 3)]
     out += [rep(base, mk=m) for m in (0, 1) if m == 0 or k <= MK1_MAX_K]
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
