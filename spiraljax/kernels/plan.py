@@ -310,7 +310,7 @@ def _stat(path) -> tuple | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (str(path), st.st_mtime_ns, st.st_size)
+    return (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _plan_key(kind, rows, cols, k, caps):
