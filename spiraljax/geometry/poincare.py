@@ -262,8 +262,12 @@ def _frechet_mean(xs, w, c, *, eps, ax, maxiter):
     wsum = clamp_min(jnp.sum(w, axis=ax, keepdims=True), MIN_DENOM)
 
     def step(mu, _):
-        grad = jnp.sum(w * _logmap(mu, xs, c), axis=ax, keepdims=True) / wsum
-        d = _dist(mu, xs, c)
+        # log_μ(xᵢ) and d(μ, xᵢ) share the terms of s = (−μ) ⊕ xᵢ.
+        dv, d2, bx, b, den = _neg_add_terms(mu, xs, c)
+        ar = artanh_ratio(c * d2 / den, b / den)
+        logs = bx * ar * (bx * dv - c * d2 * mu) / den
+        d = 2 * safe_sqrt(d2 / den) * ar
+        grad = jnp.sum(w * logs, axis=ax, keepdims=True) / wsum
         lip = jnp.sum(w / tanh_ratio(c * d * d), axis=ax, keepdims=True) / wsum
         return _expmap(mu, grad / clamp_min(lip, 1.0), c, eps), None
 
