@@ -300,3 +300,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     files = "embedding.npz, metrics.json" + (", poincare_disk.png" if plot else "")
     print(f"wrote {out}/ ({files})")
     return 0
+
+
+# Subcommands defined elsewhere register themselves on import (tune, heur, bench).
+from spiraljax import cli_kernels  # noqa: E402, F401

@@ -2,22 +2,26 @@
 
 from spiraljax.kernels.keys import signed_key
 from spiraljax.kernels.plan import (
+    SOURCES,
     Choice,
     DeviceCaps,
     RankPlan,
     candidate_domain,
     candidates,
+    explain_plan,
     plan_rank,
 )
 from spiraljax.kernels.rank import bottomk, midk, topk, topk2d
 
 __all__ = [
+    "SOURCES",
     "Choice",
     "DeviceCaps",
     "RankPlan",
     "bottomk",
     "candidate_domain",
     "candidates",
+    "explain_plan",
     "midk",
     "plan_rank",
     "signed_key",

@@ -11,8 +11,11 @@ Semantics, identical for every kind, dtype and backend:
 Backends: ``"xla"`` (``xla.py``, the CPU path), ``"pallas"`` and ``"triton"`` (the radix
 select of ``pallas/radix.py``, lowered by Pallas' Triton backend on CUDA/ROCm and run
 with ``interpret=True`` elsewhere, so CPU tests execute the same kernel logic).
-``"auto"`` registers one per platform with ``lax.platform_dependent``: CUDA and ROCm →
-the Pallas/Triton kernel planned by ``plan_rank``, every other platform → XLA.
+``"auto"`` follows the default backend: where it is CUDA or ROCm, the selection is
+registered per platform with ``lax.platform_dependent`` (the GPU lowers the Pallas/Triton
+kernel planned by ``plan_rank``, arrays on other platforms take XLA); elsewhere it is the
+XLA path alone, so GPU planning (and a heuristic program illegal for a GPU) never affects
+a CPU-only run. Force a backend with ``implementation=``.
 """
 
 from __future__ import annotations
@@ -87,10 +90,9 @@ def _planned_choice(kind, x, k, axis, implementation):
     if np.dtype(x.dtype) == np.float64:
         return None
     if implementation == "auto":
-        caps = DeviceCaps.detect()
-        if caps.backend not in ("cuda", "rocm"):
-            caps = DeviceCaps.cuda()  # the kernel branch only runs on a GPU; plan for one
-        return plan_rank(kind, rows, n, k, caps).choice
+        if jax.default_backend() not in _GPU_PLATFORMS:
+            return None  # "auto" takes the XLA path here; no kernel to plan
+        return plan_rank(kind, rows, n, k, DeviceCaps.detect()).choice
     return plan_rank(kind, rows, n, k).choice
 
 
@@ -140,7 +142,7 @@ def _indices2d(x2d, k, kind, implementation, choice):
         # k == n is a full sort on every backend (no selection left to do).
         return _xla_indices(x2d, k, kind)
     if implementation == "auto":
-        if np.dtype(x2d.dtype) == np.float64:
+        if choice is None:  # float64, or a platform without the kernel (see _planned_choice)
             return _xla_indices(x2d, k, kind)
         gpu = functools.partial(_pallas_call, k=k, kind=kind, choice=choice, interpret=False)
         return lax.platform_dependent(

@@ -1,7 +1,7 @@
 """Runs the 8-device cases in a subprocess.
 
-XLA's host device count must be set before jax is imported, so the cases in
-``multidevice/case_*.py`` run in their own pytest process with
+XLA's host device count must be set before jax is imported, so each file of cases in
+``multidevice/case_*.py`` runs in its own pytest process with
 ``--xla_force_host_platform_device_count=8``; this test fails with that run's output
 when any case fails.
 """
@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).parent / "multidevice"
 
 
-def test_multidevice_cases_pass_on_8_cpu_devices():
+@pytest.mark.parametrize("case", sorted(p.name for p in HERE.glob("case_*.py")))
+def test_multidevice_cases_pass_on_8_cpu_devices(case):
     env = dict(os.environ)
     flags = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     env["XLA_FLAGS"] = flags.strip()
@@ -31,7 +34,7 @@ def test_multidevice_cases_pass_on_8_cpu_devices():
             "python_files=case_*.py",
             "-o",
             "addopts=",
-            str(HERE),
+            str(HERE / case),
         ],
         env=env,
         capture_output=True,

@@ -29,7 +29,7 @@ def _mesh_1d():
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.int32])
-@pytest.mark.parametrize("k", [0, 1, 5, 8, 40, 64])
+@pytest.mark.parametrize("k", [0, 5, 40, 64])
 def test_sharded_last_axis_equals_unsharded(kind, dtype, k):
     host = _data((3, 64), dtype, seed=k)
     x = jax.device_put(host, NamedSharding(_mesh_1d(), PartitionSpec(None, "x")))
