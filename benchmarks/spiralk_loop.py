@@ -42,20 +42,11 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import jax
+from rankk import GPU_SHAPES  # the Rank-K shapes of GPU.md, one list for both scripts
 
 from spiraljax.kernels import DeviceCaps, plan_rank, tuner
 from spiraljax.kernels.plan import choice_to_fields
 
-GPU_SHAPES = [
-    (1024, 65536, 16),
-    (1024, 65536, 128),
-    (1024, 65536, 1024),
-    (4096, 32768, 50),
-    (64, 1048576, 256),
-    (1, 67108864, 128),
-    (1, 67108864, 1024),
-    (8192, 4096, 8),
-]
 SMOKE_SHAPES = [(2, 300, 7), (2, 600, 9)]
 BAD_DEFAULT = "soft(mkd, 1, 0.5, true);"
 SPIRAL_VARS = (
