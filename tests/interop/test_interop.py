@@ -116,3 +116,28 @@ def test_wide_dtypes_refused_when_x64_is_off():
     with jax.enable_x64(False):
         with pytest.raises(ValueError, match="int64"):
             from_torch(t)
+
+
+def _cuda_pair():
+    if not torch.cuda.is_available():
+        return None
+    try:
+        return jax.devices("gpu")[0]
+    except RuntimeError:
+        return None
+
+
+@pytest.mark.skipif(_cuda_pair() is None, reason="needs a CUDA GPU visible to torch and JAX")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32, torch.uint8])
+def test_cuda_round_trip_is_zero_copy(dtype):
+    t = _random_tensor((64, 33), dtype).cuda()
+    x = from_torch(t, copy=False)
+    assert x.devices() == {_cuda_pair()}
+    assert x.unsafe_buffer_pointer() == t.data_ptr()
+    back = to_torch(x)
+    assert back.is_cuda and back.data_ptr() == t.data_ptr()
+    assert torch.equal(back, t)
+    y = jax.jit(lambda a: a + 1)(jnp.zeros((8, 8), jnp.float32, device=_cuda_pair()))
+    u = to_torch(y)
+    assert u.is_cuda and u.data_ptr() == y.unsafe_buffer_pointer()
+    assert torch.equal(u, torch.ones((8, 8), device="cuda"))
