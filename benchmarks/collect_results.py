@@ -13,10 +13,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     ("poincare_embedding", "Poincaré embeddings (`benchmarks/poincare_embedding.py`)"),
-    ("geometry", "Geometry (`benchmarks/geometry.py`)"),
+    ("geometry", "Geometry, CPU (`benchmarks/geometry.py`)"),
+    ("geometry_h200", "Geometry, H200 GPU (`benchmarks/geometry.py`)"),
     ("optim", "Riemannian optimizers (`benchmarks/optim.py`)"),
     ("hypergrad", "Hypergradients (`benchmarks/hypergrad.py`)"),
-    ("zspace", "Z-space encoder (`benchmarks/zspace.py`)"),
+    ("zspace", "Z-space encoder, CPU (`benchmarks/zspace.py`)"),
+    ("zspace_h200", "Z-space encoder, H200 GPU (`benchmarks/zspace.py`)"),
     ("rankk", "Rank-K (`benchmarks/rankk.py`)"),
     ("spiralk", "SpiralK planning overhead (`benchmarks/spiralk_overhead.py`)"),
     ("distributed", "Distributed (`benchmarks/distributed.py`)"),
