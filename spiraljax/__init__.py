@@ -11,6 +11,9 @@ never imports GPU-only modules:
 * ``spiraljax.kernels`` — exact TopK / BottomK / MidK with per-backend kernels.
 * ``spiraljax.spiralk`` — the SpiralK heuristics language and self-rewrite store.
 * ``spiraljax.topos`` — the open Cartesian topos guard.
+* ``spiraljax.distributed`` — mesh layouts, sharded Rank-K, gossip training.
+* ``spiraljax.interop`` — zero-copy DLPack exchange with PyTorch.
+* ``spiraljax.embedding`` / ``spiraljax.data`` — Poincaré embeddings of hierarchies, WordNet data.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ _SUBMODULES = {
     "topos": "spiraljax.topos",
     "distributed": "spiraljax.distributed",
     "interop": "spiraljax.interop",
+    "embedding": "spiraljax.embedding",
+    "data": "spiraljax.data",
 }
 
 # Rank-K ops re-exported at the top level (SPEC §6), resolved lazily.
