@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import importlib.metadata
 import json
 import os
@@ -17,11 +18,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def version(name: str) -> str:
-    """Installed version of distribution ``name``, or ``"absent"``."""
+    """Version of ``name``: its distribution metadata, else the module's ``__version__``
+    (a package carried to the GPU machine on PYTHONPATH has no dist-info), else ``"n/a"``."""
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return "absent"
+        try:
+            return importlib.import_module(name).__version__
+        except (ImportError, AttributeError):
+            return "n/a"
 
 
 def environment() -> dict:

@@ -46,20 +46,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import version  # benchmarks/ is on sys.path when run as a script
 
 import spiraljax.geometry as G
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        try:
-            return importlib.import_module(name).__version__
-        except (ImportError, AttributeError):
-            return "n/a"
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,7 +291,7 @@ def main(argv=None) -> None:
         "jax_backend": jax.default_backend(),
         "cpu_count": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("jax", "jaxlib", "numpy", "torch", "geoopt")},
+        "versions": {p: version(p) for p in ("jax", "jaxlib", "numpy", "torch", "geoopt")},
         "torch_device": rows[-1].get("torch_device") if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "dtype": "float32",

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import platform
 import statistics
@@ -57,6 +56,7 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 import optax
+from _common import version  # benchmarks/ is on sys.path when run as a script
 
 from spiraljax.implicit import implicit_hypergrad, run_inner_optimizer, unrolled_hypergrad
 
@@ -193,17 +193,6 @@ def measure(fn, h, data, repeats):
     }
 
 
-def _version(name):
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:  # e.g. imported from a bare PYTHONPATH
-        module = sys.modules.get(name)
-        version = getattr(module, "__version__", None) or getattr(
-            getattr(module, "version", None), "__version__", None
-        )
-        return version or "unknown"
-
-
 def _fmt_bytes(b):
     if b is None:
         return "n/a"
@@ -276,7 +265,7 @@ def main(argv=None) -> None:
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "optax": optax.__version__,
-        "jaxopt": _version("jaxopt") if jaxopt is not None else None,
+        "jaxopt": version("jaxopt") if jaxopt is not None else None,
         "numpy": np.__version__,
         "problem": {
             "n": args.n,

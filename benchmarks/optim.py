@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -36,6 +34,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import version  # benchmarks/ is on sys.path when run as a script
 
 from spiraljax.optim import apply_updates, riemannian_adam, riemannian_sgd
 
@@ -44,16 +43,6 @@ CONFIGS = {
     "adam-first-order": (lambda: riemannian_adam(1e-2, retraction="first_order"), "adam", False),
     "sgd-momentum": (lambda: riemannian_sgd(1e-2, momentum=0.9), "sgd", True),
 }
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        try:  # a package carried without its dist-info still knows its version
-            return importlib.import_module(name).__version__
-        except (ImportError, AttributeError):
-            return "n/a"
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -176,9 +165,9 @@ def main() -> None:
         "cpu_count": len(os.sched_getaffinity(0)),  # CPUs this process may run on
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "optax": _version("optax"),
-        "torch": _version("torch"),
-        "geoopt": _version("geoopt"),
+        "optax": version("optax"),
+        "torch": version("torch"),
+        "geoopt": version("geoopt"),
         "steps": args.steps,
         "repeats": args.repeats,
         "dtype": "float32",
