@@ -122,3 +122,18 @@ def test_order_survivors_sort_and_count_agree():
         a = order_survivors(x, idx, kind, 0)
         b = order_survivors(x, idx, kind, 1)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+def test_filtered_kernel_when_the_kth_bucket_is_not_the_top_one(kind):
+    """Regression: after the filtering pass the keys above the bucket (already written)
+    must still count towards k in the later passes. Most entries at one extreme make
+    the k-th key's bucket a low one when the filter triggers."""
+    rng = np.random.default_rng(11)
+    fill = np.int32(-(2**31)) if kind == "top" else np.int32(2**31 - 1)
+    choice = Choice(mkd=2, tile=256, ctile=256, fcap=1024)
+    for k, frac in ((20, 0.8), (64, 0.8), (20, 0.5)):
+        x = rng.standard_normal((2, 4096)).astype(np.float32).view(np.int32)
+        x = np.where(rng.random(x.shape) < frac, fill, x).astype(np.int32)
+        _, i = _kernel(kind, k, choice)(jnp.asarray(x))
+        np.testing.assert_array_equal(np.asarray(i), ref_indices(x, k, kind))

@@ -38,6 +38,7 @@ or ``u − 2^15`` (16-bit keys).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -271,7 +272,10 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         hi_row = jnp.where(active & (filt == 0), I32(n), I32(0))
         m_now = jnp.where(active & (filt != 0), m, I32(0))
         cnt = _count_range(x_ref, row, I32(0), hi_row, cand, kind, tile, n)
-        cnt = cnt + _count_keys(sk_ref, row, m_now, cand, tile)
+        # after filtering, the `base` keys above the bucket (already written) are above
+        # every candidate of the later passes: count them too
+        above = jnp.where(active & (filt != 0), base, I32(0))
+        cnt = cnt + _count_keys(sk_ref, row, m_now, cand, tile) + above
         _, cnt_sel, _, _ = _digit_step(cnt, k, width, d)
         st = _Search.update(st, cnt, k, shift, width, nbits, d)
         if shift == 0:
@@ -547,6 +551,21 @@ def select_indices_pallas(x2d, k: int, kind: str, choice, *, interpret: bool):
     ascending, ties by increasing index. ``0 < k < n`` (the caller handles the rest).
     """
     _rows, n = x2d.shape
+    if choice.sample:
+        from spiraljax.kernels.pallas import sample
+
+        if sample.applicable(n, k, kind, choice.sample):
+            radix = dataclasses.replace(choice, sample=0)
+            return sample.select_indices_sampled(
+                x2d,
+                k,
+                kind,
+                choice,
+                interpret=interpret,
+                fallback=functools.partial(
+                    select_indices_pallas, k=k, kind=kind, choice=radix, interpret=interpret
+                ),
+            )
     targets = ((n - k) // 2 + k, (n - k) // 2) if kind == "mid" else (k,)
     if choice.use_2ce:
         idx = _multiblock(x2d, k, kind, targets, choice, interpret)
