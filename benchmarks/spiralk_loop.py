@@ -82,6 +82,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument(
+        "--max-candidates", type=int, default=None, help="first N tuning candidates per shape"
+    )
+    ap.add_argument(
         "--shapes", default=None, help="ROWSxCOLSxK list instead of the Rank-K GPU grid"
     )
     ap.add_argument("--rewrite-shape", default="1024x65536x128", help="ROWSxCOLSxK")
@@ -105,7 +108,7 @@ def main():
 
     def cands(kind, rows, cols, k, caps):
         c = tuner.default_candidates(kind, rows, cols, k, caps)
-        return c[:3] if smoke else c
+        return c[:3] if smoke else c[: args.max_candidates]
 
     # 1. tune
     table_path = (out_dir or tmp) / "spiralk_loop_table.json"

@@ -122,6 +122,12 @@ class Choice:
       fcap: filter capacity of the fused Top/Bottom-K kernel on streamed rows: once the
         bucket holding the k-th key has at most ``fcap`` members it is copied to a
         per-row scratch and later passes read only that (AIR-style filtering); 0 = off.
+      sample: Top/Bottom-K by sampled threshold (``pallas/sample.py``): this many keys
+        of each row, in blocks spread along it, bound the k-th key from below; one pass
+        over the row then keeps only the keys above that bound (``chunks`` programs per
+        row, ``ctile`` per block) and the k best candidates are selected exactly. Falls
+        back to the radix kernel above when the sample does not bound the selection
+        (heavy ties, crowded survivors); 0 = off. Needs ``4·sample ≤ cols``.
     """
 
     use_2ce: bool = False
@@ -133,6 +139,7 @@ class Choice:
     warps: int = 8
     stages: int = 2
     fcap: int = 0
+    sample: int = 0
 
     def validate(self, caps: DeviceCaps | None = None, k: int | None = None) -> Choice:
         dom = candidate_domain(caps)
@@ -174,11 +181,13 @@ def candidate_domain(
         "warps": tuple(w for w in (1, 2, 4, 8, 16, 32) if w <= max_warps),
         "stages": (1, 2, 3, 4),
         "fcap": (0, 1024, 2048, 4096, 8192, 16384),
+        "sample": (0, 1024, 2048, 4096, 8192),
     }
     if k is not None and k > MK1_MAX_K:
         dom["mk"] = (0,)
     if kind is not None and normalize_kind(kind) == "mid":
         dom["fcap"] = (0,)
+        dom["sample"] = (0,)
     return dom
 
 

@@ -278,8 +278,8 @@ def table_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> C
     ch = Choice(**e["choice"])
     if ch.mk == 1 and k > MK1_MAX_K:
         ch = dataclasses.replace(ch, mk=0)
-    if normalize_kind(kind) == "mid" and ch.fcap:
-        ch = dataclasses.replace(ch, fcap=0)
+    if normalize_kind(kind) == "mid" and (ch.fcap or ch.sample):
+        ch = dataclasses.replace(ch, fcap=0, sample=0)
     return ch
 
 
@@ -316,6 +316,15 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
     rep = dataclasses.replace
     base = default_choice(kind, rows, cols, k, caps)
     out = [base]
+    if kind != "mid":  # the sampled single-read path (pallas/sample.py) first
+        want = max(1, (4 * caps.sm_count) // max(rows, 1))
+        ch = min(1024, 1 << (want - 1).bit_length(), max(1, cols // 16384))
+        ch = 1 << (ch.bit_length() - 1)
+        for smp in (2048, 8192):
+            if 4 * smp <= cols:
+                out.append(rep(base, sample=smp, chunks=ch, ctile=1024, warps=4, use_2ce=False))
+        if base.sample:
+            out.append(rep(base, sample=0))
     out += [rep(base, mkd=m) for m in (2, 3, 4)]
     out += [rep(base, warps=w) for w in (4, 16) if w in candidate_domain(caps)["warps"]]
     out += [rep(base, stages=s) for s in (1, 3)]
@@ -339,8 +348,8 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
             out.append(rep(base, use_2ce=True, chunks=ch, tile=t, ctile=min(1024, t), fcap=0))
     legal = []
     for ch in dict.fromkeys(out):
-        if kind == "mid" and ch.fcap:
-            ch = rep(ch, fcap=0)
+        if kind == "mid" and (ch.fcap or ch.sample):
+            ch = rep(ch, fcap=0, sample=0)
         try:
             legal.append(ch.validate(caps, k))
         except ValueError:
@@ -591,7 +600,7 @@ def _legal(ch: Choice, caps, kind, k) -> bool:
         ch.validate(caps, k)
     except ValueError:
         return False
-    return not (kind == "mid" and ch.fcap)
+    return not (kind == "mid" and (ch.fcap or ch.sample))
 
 
 # ----------------------------------------------------------------------------- self-rewrite

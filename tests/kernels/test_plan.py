@@ -61,7 +61,9 @@ def test_plan_errors():
 def test_candidates_enumerate_the_domain():
     caps = DeviceCaps.cuda()
     dom = candidate_domain(caps)
-    fixed = candidates(caps, use_2ce=False, tile=2048, ctile=1024, chunks=1, stages=2, fcap=0)
+    fixed = candidates(
+        caps, use_2ce=False, tile=2048, ctile=1024, chunks=1, stages=2, fcap=0, sample=0
+    )
     assert len(fixed) == len(dom["mk"]) * len(dom["mkd"]) * len(dom["warps"])
     assert len(set(fixed)) == len(fixed)
     assert max(candidate_domain(DeviceCaps("cuda", 1, 32, 256))["warps"]) == 8
