@@ -310,21 +310,20 @@ def write_table(table: dict, path: str | os.PathLike) -> Path:
 
 def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> list[Choice]:
     """A compact candidate set around the built-in plan (deduplicated, legal for the
-    problem): digit widths, warps, stages, the resident / streamed / filtered / multi-block
-    shapes with a few tiles, filter capacities and chunk counts, and both orderings."""
+    problem): the built-in plan, the sampled Top/Bottom-K path at two sample sizes, then
+    variants of the radix plan: digit widths, warps, stages, the resident / streamed /
+    filtered / multi-block shapes with a few tiles, filter capacities and chunk counts,
+    and both orderings."""
     kind = normalize_kind(kind)
     rep = dataclasses.replace
-    base = default_choice(kind, rows, cols, k, caps)
-    out = [base]
+    builtin = default_choice(kind, rows, cols, k, caps)
+    base = rep(builtin, sample=0)  # the radix variants below vary the radix plan
+    out = [builtin]
     if kind != "mid":  # the sampled single-read path (pallas/sample.py) first
-        want = max(1, (4 * caps.sm_count) // max(rows, 1))
-        ch = min(1024, 1 << (want - 1).bit_length(), max(1, cols // 16384))
-        ch = 1 << (ch.bit_length() - 1)
         for smp in (2048, 8192):
             if 4 * smp <= cols:
-                out.append(rep(base, sample=smp, chunks=ch, ctile=1024, warps=4, use_2ce=False))
-        if base.sample:
-            out.append(rep(base, sample=0))
+                out.append(rep(base, sample=smp, ctile=1024, warps=4))
+    out.append(base)
     out += [rep(base, mkd=m) for m in (2, 3, 4)]
     out += [rep(base, warps=w) for w in (4, 16) if w in candidate_domain(caps)["warps"]]
     out += [rep(base, stages=s) for s in (1, 3)]
