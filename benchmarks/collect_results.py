@@ -20,6 +20,7 @@ ORDER = [
     ("zspace", "Z-space encoder, CPU (`benchmarks/zspace.py`)"),
     ("zspace_h200", "Z-space encoder, H200 GPU (`benchmarks/zspace.py`)"),
     ("rankk", "Rank-K (`benchmarks/rankk.py`)"),
+    ("rankk_sample", "Rank-K sampled path (`benchmarks/rankk_sample.py`)"),
     ("spiralk", "SpiralK planning overhead (`benchmarks/spiralk_overhead.py`)"),
     ("distributed", "Distributed (`benchmarks/distributed.py`)"),
 ]
