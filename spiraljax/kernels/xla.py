@@ -4,47 +4,53 @@ All kinds reduce to "the k largest *kind keys*, ties to the lower index" (see
 ``keys.kind_key``): Top-K on the signed key, Bottom-K on its complement ``~key``, and
 Mid-K as ranks ``[s, s + k)`` of the ascending order with ``s = ⌊(n − k)/2⌋``.
 
-Why ``lax.top_k`` on a float32 *carrier* on CPU: the XLA CPU TopK runtime
+**Why ``lax.top_k`` on a float32 carrier on CPU.** The XLA CPU TopK runtime
 (``std::partial_sort`` over indices) compares float32 through total-order integer keys
-with ties to the lower index, at about n + O(k log k log(n/k)) comparisons; on int32 (and
-on 16-bit floats and float64) ``lax.top_k`` lowers to a full stable sort, tens of times
-slower. ``keys.float32_carrier`` turns any int32 key into a float32 with the same total
-order, so every ≤32-bit dtype takes the fast path. Elsewhere (GPU, TPU) the int32 key goes
-to ``lax.top_k`` directly, which is exact (stable sort or RAFT with ties handled by the
-integer key) though not fast — the GPU fast path is the Pallas kernel.
+with ties to the lower index; on int32 (and on 16-bit floats and float64) ``lax.top_k``
+lowers to a full stable sort, tens of times slower. ``keys.float32_carrier`` turns any
+int32 key into a float32 with the same total order, so every ≤32-bit dtype takes the
+fast runtime. Elsewhere (GPU, TPU) the int32 key goes to ``lax.top_k`` directly, which is
+exact though not fast — the GPU fast path is the Pallas kernel.
 
-Mid-K on CPU (``_mid_cpu``). Ranks ``[s, s + k)`` with ``s ≈ n/2`` would need
-``top_k(·, s + k)``: a partial sort of half the row, as slow as a full sort (~100× a
-``top_k(x, k)``). Instead:
+**What costs what on CPU** (measured, 2-core Zen 4, jax 0.10.2): ``lax.top_k`` scans at
+~1.6–2.5 ns per element plus ~1 µs per row and ~60 ns per heap insertion; a fused
+element-wise or reduction pass costs ~0.2–0.3 ns per element. So the CPU paths trade
+``top_k`` work for cheap passes:
 
-1. *Rank search by counting passes* (``_search_rank``): a ``while_loop`` whose every step
-   is one fused pass ``#{key ≤ m}`` over the row (a cheap reduction, no comparison sort).
-   Probes are chosen by safeguarded interpolation in the value coordinate (two first
-   probes from a strided sample of ``MID_SAMPLE`` keys), about 4–7 passes for smooth data.
-   It stops, per row, with a lower bound ``(B, J)`` in the composite order
-   ``(key, index)`` with ``0 ≤ s − #{< (B, J)} ≤ W`` and a key ``U`` with
-   ``#{key ≤ U} ≥ s + k`` (``W = MID_SLACK``). If rank s lies inside a tie group longer
-   than ``W``, it bisects the index inside that group, so ties cost ``log2 n`` passes,
-   never a sort.
-2. *One* ``top_k`` with ``k + W`` on the shifted, complemented key
-   ``g = MAX − (key − B)`` of the entries in ``[(B, J), U]`` (all others get ``MIN``),
-   then the window at offset ``s − #{< (B, J)}``. ``top_k`` breaks ties by the lower
-   index, so the order is exact. Masking *both* sides matters: only the ~k + 2W entries
-   near the band ever enter ``top_k``'s heap (masking below only made the final step
-   ~2× slower, measured). ``MIN`` cannot tie with a kept key unless the kept keys span
-   all 2³² values (``B = MIN`` with ``J > 0`` and ``U = MAX``); that case takes the
-   reference path under ``lax.cond``.
+* *Top-K / Bottom-K, two levels* (``_top_blocked``, rows with n ≥ 64 k): one max-reduction
+  pass gives each block of b entries its largest key; the k largest entries lie in the k
+  blocks ranked first by (block max, lower block index), because a block ranked before
+  the block of a selected entry e holds an entry ranked before e. ``top_k`` then runs on
+  the n/b block maxima and on the k·b gathered entries (blocks in ascending order, so ties
+  still go to the lower index): 1.3–5× faster than one ``top_k`` over the row. The key
+  (NaN canonicalisation included) is computed inside the reduction, with no pass of its
+  own. Otherwise float32 Top-K is ``lax.top_k`` on ``x`` itself, redone on the key only if
+  a NaN was selected (``_top_f32``), and float32 Bottom-K is ``top_k`` of ``−x``.
+* *Mid-K* (``_mid_rows``): a search by counting passes finds, per row, a lower bound
+  ``(B, J)`` in the composite order (key, index) at most ``W`` ranks below rank s and a
+  key ``U`` at most ``W′`` ranks above rank s + k (``_band_search``); then one ``top_k`` of
+  k + W over the two-sided masked band, directly or in two levels like Top-K
+  (``_band_take``). Each pass counts four probes at once, four 8-bit counters packed in a
+  uint32 over blocks of 128 entries (``_counts``: ~1.5× the cost of one plain count). The
+  first probes come from a normal fit to a strided sample; later ones interpolate the
+  counts in the value coordinate, spread by the expected error of the empirical CDF
+  (``½√N`` for a bracket of N entries); a bracket that did not halve is bisected in key
+  space next, which bounds the passes by ``2 (32 + log2 n)``; a tie group longer than the
+  slack is resolved by searching the index inside it. About 3–4 passes for smooth data.
+  Rows are processed in chunks of ~``MID_CHUNK`` entries (``lax.map``) so the passes
+  re-read a cache-resident block.
 
-Rows are processed in chunks of ~``MID_CHUNK`` elements (``lax.map``) so the counting
-passes re-read a cache-resident block instead of streaming the batch from memory (on
-64×65536 this was 5× faster than whole-batch passes). float64 keeps the stable sort.
-
-Bottom-K on float32 is ``top_k`` on the bit pattern of ``−x`` (which *is* the carrier of
-``~key`` for every non-NaN) with NaNs canonicalised in the same fused pass.
+Batching: ``select_indices`` is a ``custom_vmap`` that folds the vmapped axis into the
+rows, so its ``lax.cond`` fallbacks stay real branches under ``vmap`` (a batched predicate
+would run both). float64 keeps the stable sort everywhere.
 """
 
 from __future__ import annotations
 
+import functools
+from statistics import NormalDist
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -58,43 +64,107 @@ from spiraljax.kernels.keys import (
     signed_key,
 )
 
-#: Slack of the Mid-K bisection: stop once rank s is at most this many ranks above the
-#: lower bound; the final ``top_k`` then selects ``k + MID_SLACK`` entries.
-MID_SLACK = 64
-#: Elements per ``lax.map`` chunk of rows in the Mid-K path (≈ 1 MiB of keys).
+#: Probes counted per Mid-K search pass (8-bit counters packed in one uint32).
+PROBES = 4
+#: Entries per packed count: each 8-bit counter counts at most this many.
+COUNT_BLOCK = 32
+#: Entries per ``lax.map`` chunk of rows in the Mid-K path (≈ 1 MiB of keys).
 MID_CHUNK = 1 << 18
-#: Sample size for the first two probes of the Mid-K search (rows with n ≥ 4 × this).
-MID_SAMPLE = 256
+#: Mid-K with s ≤ this takes ``top_k(s + k)`` directly (no search).
+MID_MIN_S = 64
 
 
-def _top_indices(key, k: int):
-    """Indices of the k largest int keys along the last axis, ties to the lower index."""
-    if key.dtype == jnp.int32:
+def _carrier_top_k(key, k: int):
+    """Indices of the k largest int32 keys per row, ties to the lower index (CPU runtime)."""
+    return lax.top_k(float32_carrier(key), k)[1]
 
-        def cpu(key):
-            return lax.top_k(float32_carrier(key), k)[1]
 
-        def other(key):
-            return lax.top_k(key, k)[1]
-
-        return lax.platform_dependent(key, cpu=cpu, default=other)
-    # int64 keys (float64 input): a stable sort, which is what lax.top_k does anyway.
+def _sorted_top(key, k: int):
+    """Indices of the k largest keys by a stable sort (int64 keys; any platform)."""
     iota = lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
     _, idx = lax.sort((~key, iota), dimension=key.ndim - 1, num_keys=1, is_stable=True)
     return idx[..., :k]
 
 
-def _mid_reference(x, k: int):
-    """Mid-K as ranks ``[s, s + k)`` of ``top_k(~key, s + k)`` (exact, slow for s ≈ n/2)."""
-    n = x.shape[-1]
-    s = (n - k) // 2
-    return _top_indices(kind_key(x, "mid"), s + k)[..., s:]
+def _gather_blocks(xb, blocks):
+    """``xb[r, blocks[r, i], :]`` for rows r: (r, nb, b), (r, m) → (r, m, b)."""
+    return jax.vmap(lambda rows, i: rows[i])(xb, blocks)
 
 
-def _count_below(key, iota, pk, pj):
-    """Per row ``#{i : (key[i], i) < (pk, pj)}`` (composite order), int32."""
-    below = (key < pk[..., None]) | ((key == pk[..., None]) & (iota < pj[..., None]))
-    return jnp.sum(below, axis=-1, dtype=jnp.int32)
+# ---------------------------------------------------------------------------- Top-K
+
+
+def _block_size(n: int, k: int) -> int:
+    """Block length of the two-level Top-K, 0 where one ``top_k`` over the row is cheaper.
+
+    Cost ~ n/b + k·b scanned entries, smallest at b ≈ √(n/k); blocks of 64 and more made
+    the reduction pass slower in XLA CPU codegen (measured), hence b ≤ 32. For n < 64 k the
+    doubled heap work of two ``top_k`` calls outweighs the shorter scans (measured on
+    256×4096, k = 128).
+    """
+    if n < 64 * k:
+        return 0
+    b = int(np.clip(2 ** round(np.log2(np.sqrt(n / k))), 8, 32))
+    while b >= 8 and n % b:
+        b //= 2
+    return b if b >= 8 else 0
+
+
+def _top_blocked(x, k: int, kind: str, b: int):
+    """Top-K of ``kind_key(x)`` through the k best blocks of b entries (see module doc)."""
+    r, n = x.shape
+    xb = x.reshape(r, n // b, b)
+    best = jnp.max(kind_key(xb, kind), axis=-1)
+    blocks = lax.sort(_carrier_top_k(best, k), dimension=-1)
+    sub = kind_key(_gather_blocks(xb, blocks), kind).reshape(r, k * b)
+    pos = _carrier_top_k(sub, k)
+    return jnp.take_along_axis(blocks, pos // b, axis=-1) * b + pos % b
+
+
+def _top_f32(x, k: int):
+    """float32 Top-K: ``top_k`` on x, redone on the key only if a NaN was selected.
+
+    The runtime orders float32 by their bits, which is the total order except that NaNs
+    of different payloads do not tie. +NaNs come first in both orders, so a row whose k
+    selected values hold no NaN has no +NaN, and its selection (non-NaN entries only)
+    is the same in both orders.
+    """
+    vals, idx = lax.top_k(x, k)
+    return lax.cond(
+        jnp.any(vals != vals), lambda x: _carrier_top_k(signed_key(x), k), lambda x: idx, x
+    )
+
+
+def _bottom_f32(x, k: int):
+    """float32 Bottom-K: ``top_k`` of ``−x`` with NaNs canonicalised in the same pass.
+
+    For every non-NaN x, ``−x`` (a sign-bit flip) has the bits of
+    ``float32_carrier(~signed_key(x))``; NaNs get the carrier of ``~key`` (+NaN →
+    0xFFFFFFFF, −NaN → 0x7FFFFFFF) so that all NaNs of one sign tie.
+    """
+    neg_nan = lax.bitcast_convert_type(jnp.uint32(0xFFFFFFFF), jnp.float32)
+    pos_nan = lax.bitcast_convert_type(jnp.uint32(0x7FFFFFFF), jnp.float32)
+    sign = lax.bitcast_convert_type(x, jnp.int32) < 0
+    g = jnp.where(x != x, jnp.where(sign, pos_nan, neg_nan), -x)
+    return lax.top_k(g, k)[1]
+
+
+def _top_cpu(x, k: int, kind: str):
+    b = _block_size(x.shape[-1], k)
+    if b:
+        return _top_blocked(x, k, kind, b)
+    if x.dtype == jnp.float32:
+        return _top_f32(x, k) if kind == "top" else _bottom_f32(x, k)
+    return _carrier_top_k(kind_key(x, kind), k)
+
+
+# ---------------------------------------------------------------------------- Mid-K
+
+
+def _mid_reference(x, k: int, top):
+    """Mid-K as ranks ``[s, s + k)`` of ``top(~key, s + k)`` (exact; slow for s ≈ n/2)."""
+    s = (x.shape[-1] - k) // 2
+    return top(kind_key(x, "mid"), s + k)[..., s:]
 
 
 def _key_value(key, dtype):
@@ -123,179 +193,316 @@ def _value_key(v, dtype):
     return jnp.where(v == v, v, 0.0).astype(jnp.int32)
 
 
-def _search_rank(key, target, slack: int, upper=None, *, dtype, first=()):
-    """Rank brackets by counting passes: the core of the CPU Mid-K.
+def _below(key, iota, pk, pj):
+    """``(key, i) < (pk, pj)`` in the composite order; ``pj=None``: ``key ≤ pk``."""
+    if pj is None:
+        return key <= pk
+    return (key < pk) | ((key == pk) & (iota < pj))
 
-    ``key`` (..., n) int32; ``target`` (...,) int32 ranks in ``[0, n)``; ``upper``
-    (optional, (...,) int32 in ``(target, n]``). Finds, per row,
 
-    * a lower bound ``(B, J)`` in the composite order ``(key, index)`` with
-      ``0 ≤ target − c ≤ slack``, ``c = #{(key, i) < (B, J)}``;
-    * if ``upper`` is given, a key ``U`` with ``#{key ≤ U} ≥ upper``, within ``slack``
-      of it unless a tie group at rank ``upper − 1`` prevents that (``U = MAX``
-      otherwise).
+def _counts(key, pk, pj=None):
+    """Per row and probe ``#{i : (key[i], i) < (pk, pj)}`` in one pass (``pj=None``: ``≤ pk``).
 
-    Each step probes one key ``m`` with one counting pass ``#{key ≤ m}`` and narrows the
-    brackets of rank ``target`` (``[lo, hi]``) and of rank ``upper`` (``[ul, U]``); once the
-    key bracket of ``target`` is a single key (a tie group longer than ``slack``), it
-    bisects the index inside that group (composite counts ``#{< (key, j)}``).
-
-    Probe choice (a safeguarded regula falsi): the keys ``first`` (per-row arrays, e.g.
-    estimates from a sample) are probed first; then steps 0, 2 (mod 4) interpolate the
-    counts linearly in the *value* (float ``dtype``) or key coordinate, aiming
-    ``slack/2`` inside the wanted range; step 1 halves the value range, step 3 the key
-    range. Plain key bisection wastes ~25 passes on an interval around 0 (it walks down
-    through the exponents of tiny floats that hold no data); interpolation needs about 5
-    passes for smooth densities, and the key bisection every fourth step bounds the worst
-    case at 4 × (32 + log2 n) passes per bound.
-
-    Returns ``(B, J, c, U, steps)``.
+    ``key`` (r, n) int32, ``pk``/``pj`` (r, P) int32 with P ≤ 4 → (r, P) int32. The P
+    indicator bits of an entry go to 8-bit fields of one uint32; a sum over a block of
+    ``COUNT_BLOCK`` ≤ 255 entries cannot carry between fields, so one reduction counts
+    all probes at the cost of one plain count (separate reductions cost ~P×). Blocks of
+    32: XLA CPU splits longer reductions into a reduce-window that materialises its
+    operand, which doubled the pass time (measured).
     """
-    if key.dtype != jnp.int32 or np.dtype(dtype).itemsize > 4:
-        raise ValueError(f"dtype={np.dtype(dtype)}: the rank search needs int32 keys")
-    n = key.shape[-1]
-    shape = key.shape[:-1]
-    iota = lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
-    full = lambda v: jnp.full(shape, v, jnp.int32)  # noqa: E731
-    want_upper = upper is not None
-    upper = full(n) if upper is None else upper
+    r, n = key.shape
+    p = pk.shape[-1]
+    nb, tail = divmod(n, COUNT_BLOCK)
+    out = jnp.zeros((r, p), jnp.int32)
+    if nb:
+        kb = key[:, : nb * COUNT_BLOCK].reshape(r, nb, COUNT_BLOCK)
+        iota = None
+        if pj is not None:
+            iota = lax.broadcasted_iota(jnp.int32, kb.shape, 1) * COUNT_BLOCK
+            iota = iota + lax.broadcasted_iota(jnp.int32, kb.shape, 2)
+        acc = jnp.zeros(kb.shape, jnp.uint32)
+        for q in range(p):
+            hit = _below(
+                kb, iota, pk[:, q, None, None], None if pj is None else pj[:, q, None, None]
+            )
+            acc = acc + jnp.where(hit, np.uint32(1 << (8 * q)), np.uint32(0))
+        part = jnp.sum(acc, axis=-1, dtype=jnp.uint32)
+        fields = (part[:, :, None] >> (8 * np.arange(p, dtype=np.uint32))) & np.uint32(0xFF)
+        out = out + jnp.sum(fields, axis=1, dtype=jnp.int32)
+    if tail:
+        kt = key[:, nb * COUNT_BLOCK :][:, None, :]
+        iota = lax.broadcasted_iota(jnp.int32, kt.shape, 2) + nb * COUNT_BLOCK
+        hit = _below(kt, iota, pk[:, :, None], None if pj is None else pj[:, :, None])
+        out = out + jnp.sum(hit, axis=-1, dtype=jnp.int32)
+    return out
 
-    def lower_done(st):
-        return target - st["c_lo"] <= slack
 
-    def upper_done(st):
-        if not want_upper:
-            return jnp.ones(shape, bool)
-        return (st["c_U"] - upper <= slack) | (st["ul"] >= st["U"])
+def _mid_slack(n: int, k: int) -> tuple[int, int]:
+    """Slack (W, W′) of the Mid-K search below rank s and above rank s + k.
 
-    def live_rows(st):
-        return ~(lower_done(st) & upper_done(st))
+    Larger slack saves passes (each ~0.3 ns per entry) but grows the final ``top_k`` of
+    k + W (~60 ns per kept entry and row): small for short rows, up to 64 for long ones.
+    """
+    w = int(np.clip(n // 256, 4, 64))
+    return w, w
 
-    def probe(lo, hi, c_lo, c_hi, aim, it):
-        """A key in [lo, hi) (requires lo < hi) aimed at rank ``aim``."""
-        span = lax.bitcast_convert_type(hi - lo, jnp.uint32) >> np.uint32(1)
-        mid = lo + lax.bitcast_convert_type(span, jnp.int32)
-        lv, hv = _key_value(lo, dtype), _key_value(hi, dtype)
-        den = jnp.maximum(c_hi - c_lo, 1).astype(jnp.float32)
-        frac = (aim.astype(jnp.float32) - c_lo.astype(jnp.float32)) / den
-        frac = jnp.where(it % 2 == 0, jnp.clip(frac, 0.0, 1.0), 0.5)
-        v = lv + frac * (hv - lv)
-        ok = (v == v) & (jnp.abs(v) < np.inf) & (it % 4 != 3)
-        return jnp.where(ok, jnp.clip(_value_key(v, dtype), lo, hi - 1), mid)
 
-    def body(st):
-        it = st["it"]
-        live = live_rows(st)
-        low = ~lower_done(st)
-        phase_key = st["lo"] < st["hi"]
-        m_low = probe(st["lo"], st["hi"], st["c_lo"], st["c_hi"], target - slack // 2, it)
-        m_up = probe(st["ul"], st["U"], st["c_ul"], st["c_U"], upper + slack // 2, it)
-        m_up = jnp.where(st["ul"] < st["U"], m_up, st["U"])
-        m = jnp.where(low, m_low, m_up)
-        for i, f in enumerate(first):
-            m = jnp.where(it == i, f, m)
-        index_step = low & ~phase_key  # bisect the index inside the tie group of `lo`
-        jm = (st["jl"] + st["jh"] + 1) >> 1
-        pk = jnp.where(index_step, st["lo"], m)
-        pj = jnp.where(index_step, jm, n)
-        # the composite compare (with the index) only once some row is inside a tie group
-        c = lax.cond(
-            jnp.any(index_step & live),
-            lambda: _count_below(key, iota, pk, pj),
-            lambda: jnp.sum(key <= pk[..., None], axis=-1, dtype=jnp.int32),
+def _initial_probes(key, t: int, u: int, slack, dtype):
+    """First-pass probes from a normal fit to a sample, and open-end values.
+
+    The sample is ``m ≈ 2√n`` keys in runs of 16 spread over the row (a run per cache
+    line: a strided sample would read every line of the row). Probe ranks
+    ``t − W/2 − {1.5, 0.5}Δ`` and ``u + W′/2 + {0.5, 1.5}Δ``, Δ = 0.4 n/√m the standard
+    error of the sample mean in ranks. Returns ``(probes (r, 4), vlo (r,), vhi (r,))``
+    with ``vlo, vhi = mean ∓ 6 sd`` standing for counts 0 and n where a bracket is still
+    open. Only speed depends on them: rows without finite sample values get key-space
+    quarter points and NaN ends (no interpolation).
+    """
+    r, n = key.shape
+    w, wu = slack
+    runs = int(np.clip(np.sqrt(n) / 8, 1, 64))
+    span = n // runs
+    sample = key[:, : runs * span].reshape(r, runs, span)[:, :, : min(span, 16)]
+    v = _key_value(sample.reshape(r, -1), dtype)
+    fin = jnp.isfinite(v)
+    cnt = jnp.maximum(jnp.sum(fin, axis=-1, dtype=jnp.float32), 1.0)
+    mean = jnp.sum(jnp.where(fin, v, 0.0), axis=-1) / cnt
+    sd = jnp.sqrt(jnp.sum(jnp.where(fin, (v - mean[:, None]) ** 2, 0.0), axis=-1) / cnt)
+    delta = 0.4 * n / np.sqrt(v.shape[-1])
+    ranks = [t - w / 2 - 1.5 * delta, t - w / 2 - 0.5 * delta]
+    ranks += [u + wu / 2 + 0.5 * delta, u + wu / 2 + 1.5 * delta]
+    z = [NormalDist().inv_cdf(float(np.clip(q / n, 0.5 / n, 1 - 0.5 / n))) for q in ranks]
+    guess = mean[:, None] + sd[:, None] * np.array(z, np.float32)
+    kmin, kmax = key_range(dtype)
+    quarter = np.array([kmin + (kmax - kmin) * (q + 1) // 5 for q in range(4)], np.int32)
+    probes = jnp.where(jnp.isfinite(guess), _value_key(guess, dtype), quarter)
+    return jnp.clip(probes, kmin, kmax - 1), mean - 6 * sd, mean + 6 * sd
+
+
+def _interp(a, b, ca, cb, va, vb, aim, bisect, dtype):
+    """A key in ``[a, b − 1]`` aimed at count ``aim``, linear in the value (per row).
+
+    ``(a, ca = #{key < a})`` and ``(b, cb = #{key ≤ b})`` bracket the wanted count;
+    ``va``/``vb`` are their values. Non-finite estimates and ``bisect`` rows take the key
+    midpoint (which halves the bracket in key space).
+    """
+    frac = jnp.clip((aim - ca) / jnp.maximum(cb - ca, 1).astype(jnp.float32), 0.0, 1.0)
+    v = va + frac * (vb - va)
+    half = lax.bitcast_convert_type(b - a, jnp.uint32) >> np.uint32(1)
+    mid = a + lax.bitcast_convert_type(half, jnp.int32)
+    probe = jnp.where(jnp.isfinite(v) & ~bisect, _value_key(v, dtype), mid)
+    return jnp.clip(probe, a, b - 1)
+
+
+def _interp_index(jl, jh, ca, cb, aim, bisect):
+    """An index in ``[jl + 1, jh]`` aimed at composite count ``aim`` inside a tie group."""
+    frac = jnp.clip((aim - ca) / jnp.maximum(cb - ca, 1).astype(jnp.float32), 0.0, 1.0)
+    j = jl + jnp.round(frac * (jh + 1 - jl).astype(jnp.float32)).astype(jnp.int32)
+    j = jnp.where(bisect, jl + (jh - jl + 1) // 2, j)
+    return jnp.clip(j, jl + 1, jh)
+
+
+#: Count aims of a bound's probes, in units of the expected error of an interpolated
+#: rank: two probes when both bounds are open, four when one is.
+_Z2, _Z4 = (-1.0, 1.0), (-1.5, -0.5, 0.5, 1.5)
+
+
+def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype):
+    """Brackets of ranks t and u by counting passes (see module doc).
+
+    ``key`` (r, n) int32 keys of ``dtype``; ``0 ≤ t < u ≤ n``; ``first`` (r, 4) probe
+    keys of the first pass; ``vlo``/``vhi`` (r,) values standing for an open end.
+    Returns ``(B, J, c, U, c_U, passes)`` with, per row,
+
+    * ``c = #{(key, i) < (B, J)}`` and ``0 ≤ t − c ≤ W``;
+    * ``c_U = #{key ≤ U} ≥ u``, and ``c_U − u ≤ W′`` unless the entries of rank u − 1 tie
+      beyond it.
+
+    The lower bracket is ``lo ≤ key of rank t ≤ hi`` with ``c_lo = #{< lo}``,
+    ``c_hi = #{≤ hi}``; once ``lo = hi`` (a tie group longer than W) it is the index
+    bracket ``[jl, jh]`` inside the group, ``c_lo = #{< (lo, jl)}``,
+    ``c_jh = #{< (lo, jh + 1)}``. The upper bracket is ``ul ≤ key of rank u − 1 ≤ U``
+    with ``c_ul = #{< ul}``, ``c_U = #{≤ U}``. Every plain probe narrows both. The body
+    is element-wise per row apart from the counting pass, so XLA fuses it into a few
+    kernels (per-row bookkeeping, not the pass, dominated with one kernel per op).
+    """
+    r, n = key.shape
+    w, wu = slack
+    kmin, kmax = key_range(dtype)
+    names = "lo hi c_lo c_hi jl jh c_jh ul U c_ul c_U stall_l stall_u".split()
+
+    def open_ended(st):
+        return (t - st["c_lo"] > w), (st["c_U"] - u > wu) & (st["ul"] < st["U"])
+
+    def value(kv, end, v_end):
+        return jnp.where(kv == end, v_end, _key_value(kv, dtype))
+
+    def probes(st):
+        # vectorised over the 4 slots (r, 4): slots 0, 1 serve the lower bound and 2, 3
+        # the upper one while both are open, all 4 the open one otherwise
+        low, up = open_ended(st)
+        both, kph = (low & up)[:, None], st["lo"] < st["hi"]
+        to_low = jnp.where(both, np.array([True, True, False, False]), low[:, None])
+        z = jnp.where(both, np.array(_Z2 * 2, np.float32), np.array(_Z4, np.float32))
+        lead = jnp.where(both, np.array([True, False, True, False]), np.arange(4) == 0)
+        top = jnp.where(kph, st["c_hi"], st["c_jh"])
+        sig_l = jnp.maximum(0.5 * jnp.sqrt((top - st["c_lo"]).astype(jnp.float32)), w / 4 + 0.25)
+        sig_u = jnp.sqrt((st["c_U"] - st["c_ul"]).astype(jnp.float32))
+        sig_u = jnp.maximum(0.5 * sig_u, wu / 4 + 0.25)
+
+        def sel(a, b):
+            return jnp.where(to_low, a[:, None], b[:, None])
+
+        aim = jnp.where(to_low, t - w / 2 + sig_l[:, None] * z, u + wu / 2 + sig_u[:, None] * z)
+        stall = sel(st["stall_l"], st["stall_u"]) & lead
+        m = _interp(
+            sel(st["lo"], st["ul"]), sel(st["hi"], st["U"]),
+            sel(st["c_lo"], st["c_ul"]), sel(st["c_hi"], st["c_U"]),
+            sel(value(st["lo"], kmin, vlo), value(st["ul"], kmin, vlo)),
+            sel(value(st["hi"], kmax, vhi), value(st["U"], kmax, vhi)),
+            aim, stall, dtype,
+        )  # fmt: skip
+        col = lambda a: a[:, None]  # noqa: E731
+        j = _interp_index(
+            col(st["jl"]), col(st["jh"]), col(st["c_lo"]), col(st["c_jh"]), aim, stall
         )
-        key_step = live & ~index_step
-        idx_step = live & index_step
-        le = c <= target
+        index_probe = to_low & ~kph[:, None]
+        pk = jnp.where(index_probe, st["lo"][:, None], m)
+        return pk, jnp.where(index_probe, j, n), low & ~kph
+
+    def update(st, pk, pj, c):
+        kph = st["lo"] < st["hi"]
         new = dict(st)
-        new["lo"] = jnp.where(key_step & le & (m >= st["lo"]), m + 1, st["lo"])
-        new["c_lo"] = jnp.where((key_step & le & (m >= st["lo"])) | (idx_step & le), c, st["c_lo"])
-        down = key_step & ~le & (m < st["hi"])
-        new["hi"] = jnp.where(down, m, st["hi"])
-        new["c_hi"] = jnp.where(down, c, st["c_hi"])
-        new["jl"] = jnp.where(idx_step & le, jm, st["jl"])
-        new["jh"] = jnp.where(idx_step & ~le, jm - 1, st["jh"])
-        if want_upper:
-            u_down = key_step & (c >= upper) & (m < st["U"])
-            u_up = key_step & (c < upper) & (m >= st["ul"])
-            new["U"] = jnp.where(u_down, m, st["U"])
-            new["c_U"] = jnp.where(u_down, c, st["c_U"])
-            new["ul"] = jnp.where(u_up, m + 1, st["ul"])
-            new["c_ul"] = jnp.where(u_up, c, st["c_ul"])
-        new["it"] = it + 1
+        for q in range(4):
+            cq, mq, jq = c[:, q], pk[:, q], pj[:, q]
+            plain, le = jq == n, cq <= t
+            ok_lo = kph & plain & le & (mq >= st["lo"])
+            ok_hi = kph & plain & ~le & (mq < st["hi"])
+            ok_jl, ok_jh = ~kph & ~plain & le, ~kph & ~plain & ~le
+            ok_u = plain & (cq >= u) & (mq < st["U"])
+            ok_ul = plain & (cq < u) & (mq >= st["ul"])
+            for name, ok, v, up in (
+                ("lo", ok_lo, mq + 1, True), ("c_lo", ok_lo | ok_jl, cq, True),
+                ("hi", ok_hi, mq, False), ("c_hi", ok_hi, cq, False),
+                ("jl", ok_jl, jq, True), ("jh", ok_jh, jq - 1, False), ("c_jh", ok_jh, cq, False),
+                ("U", ok_u, mq, False), ("c_U", ok_u, cq, False),
+                ("ul", ok_ul, mq + 1, True), ("c_ul", ok_ul, cq, True),
+            ):  # fmt: skip
+                best = jnp.maximum if up else jnp.minimum
+                new[name] = jnp.where(ok, best(new[name], v), new[name])
+        new["c_jh"] = jnp.where(new["lo"] < new["hi"], new["c_hi"], new["c_jh"])
+        # a bracket (in entries) that did not halve is bisected in key space next pass
+        width = jnp.where(kph, st["c_hi"], st["c_jh"]) - st["c_lo"]
+        new_width = jnp.where(new["lo"] < new["hi"], new["c_hi"], new["c_jh"]) - new["c_lo"]
+        new["stall_l"] = 2 * new_width > width
+        new["stall_u"] = 2 * (new["c_U"] - new["c_ul"]) > st["c_U"] - st["c_ul"]
         return new
 
-    kmin, kmax = key_range(dtype)  # 16-bit float keys span 2¹⁶ values only
-    st = dict(
-        lo=full(kmin), hi=full(kmax), c_lo=full(0), c_hi=full(n),
-        jl=full(0), jh=full(n - 1),
-        ul=full(kmin), U=full(kmax), c_ul=full(0), c_U=full(n),
-        it=jnp.int32(0),
-    )  # fmt: skip
-    st = lax.while_loop(lambda st: jnp.any(live_rows(st)), body, st)
-    return st["lo"], st["jl"], st["c_lo"], st["U"], st["it"]
+    def body(carry):
+        st, it = carry
+        pk, pj, index_rows = probes(st)
+        first_pass = it == 0
+        pk = jnp.where(first_pass, first, pk)
+        pj = jnp.where(first_pass, n, pj)
+        # composite compares (with the index) only once some row is inside a tie group
+        c = lax.cond(
+            jnp.any(index_rows) & ~first_pass,
+            lambda: _counts(key, pk, pj),
+            lambda: _counts(key, pk),
+        )
+        new = update(st, pk, pj, c)
+        new["stall_l"] &= ~first_pass
+        new["stall_u"] &= ~first_pass
+        return new, it + 1
+
+    def live(carry):
+        low, up = open_ended(carry[0])
+        return jnp.any(low | up)
+
+    init = dict(
+        zip(names, (kmin, kmax, 0, n, 0, n - 1, n, kmin, kmax, 0, n, False, False), strict=True)
+    )
+    st = {a: jnp.full((r,), v, bool if isinstance(v, bool) else jnp.int32) for a, v in init.items()}
+    st, passes = lax.while_loop(live, body, (st, jnp.int32(0)))
+    return st["lo"], st["jl"], st["c_lo"], st["U"], st["c_U"], passes
 
 
-def _sample_probes(key, s: int, k: int, dtype):
-    """Two first probes for the Mid-K search from a strided sample of ``MID_SAMPLE`` keys.
+def _band_block(n: int, kept: int) -> int:
+    """Block length of the two-level band ``top_k`` (0: one ``top_k`` over the row)."""
+    if n < 128 * kept:
+        return 0
+    b = int(np.clip(2 ** round(np.log2(np.sqrt(n / kept))), 8, 32))
+    while b >= 8 and n % b:
+        b //= 2
+    return b if b >= 8 else 0
 
-    Keys near the sample's ranks ``(s, s + k)·m/n ∓ 2`` binomial standard deviations: the
-    full-row counts at these two probes usually bracket ranks ``s … s + k`` already, so
-    interpolation starts from a narrow interval (saving the ~3 passes it needs to get
-    there from the whole key range). Only speed depends on them, never the result.
+
+def _band_take(key, k: int, t: int, lower, upper, slack):
+    """Indices of ranks ``[t, t + k)`` given the search's bounds (see ``_band_search``).
+
+    Entries in ``[(B, J), U]`` get ``g = MAX − (key − B)`` (ascending order ↔ descending
+    g, ties by index), all others ``MIN``; ``top_k(g, k + W)`` then holds ranks
+    ``c … c + k + W`` and the window starts at ``t − c``. Two levels where rows are long:
+    blocks holding a kept entry (at most ``k + W + W′`` of them when no tie group widens
+    the band; otherwise the one-level path runs) are found by ``top_k`` on block flags,
+    which lists them in ascending order, then ``top_k`` runs on their entries only.
     """
-    n = key.shape[-1]
-    stride = n // MID_SAMPLE
-    sample = key[..., : stride * MID_SAMPLE : stride]
-    m = sample.shape[-1]
-    sd = 0.5 * np.sqrt(m)
-    slack = max(1, int(sd / 4))
-    r1 = int(np.clip(np.floor(s * m / n - 2 * sd), 0, m - 1))
-    r2 = int(np.clip(np.ceil((s + k) * m / n + 2 * sd), r1 + 1, m))
-    shape = key.shape[:-1]
-    lo, _, _, hi, _ = _search_rank(
-        sample, jnp.full(shape, r1, jnp.int32), slack, jnp.full(shape, r2, jnp.int32),
-        dtype=dtype,
-    )  # fmt: skip
-    return (jnp.maximum(lo, INT32_MIN + 1) - 1, hi)
+    r, n = key.shape
+    (b_key, j, c), (big_u, c_u) = lower, upper
+    w, wu = slack
+    kk, kept = k + w, k + w + wu
+
+    def g(kv, iota, keep_only=False):
+        ex = (slice(None),) + (None,) * (kv.ndim - 1)
+        bk, jj, uu = b_key[ex], j[ex], big_u[ex]
+        keep = ((kv > bk) | ((kv == bk) & (iota >= jj))) & (kv <= uu)
+        return keep if keep_only else jnp.where(keep, INT32_MAX - (kv - bk), INT32_MIN)
+
+    def one_level(key):
+        return _carrier_top_k(g(key, lax.broadcasted_iota(jnp.int32, key.shape, 1)), kk)
+
+    bs = _band_block(n, kept)
+
+    def two_level(key):
+        kb = key.reshape(r, n // bs, bs)
+        iota = lax.broadcasted_iota(jnp.int32, kb.shape, 1) * bs
+        iota = iota + lax.broadcasted_iota(jnp.int32, kb.shape, 2)
+        flag = jnp.any(g(kb, iota, keep_only=True), axis=-1).astype(jnp.float32)
+        blocks = lax.top_k(flag, kept)[1]
+        iota = blocks[:, :, None] * bs + jnp.arange(bs, dtype=jnp.int32)
+        pos = _carrier_top_k(g(_gather_blocks(kb, blocks), iota).reshape(r, kept * bs), kk)
+        return jnp.take_along_axis(blocks, pos // bs, axis=-1) * bs + pos % bs
+
+    if bs:
+        top = lax.cond(jnp.all(c_u - c <= kept), two_level, one_level, key)
+    else:
+        top = one_level(key)
+    pos = (t - c)[:, None] + jnp.arange(k, dtype=jnp.int32)
+    return jnp.take_along_axis(top, pos, axis=-1)
 
 
 def _mid_rows(x, k: int):
     """Mid-K of rows ``x`` (r, n): ``(indices (r, k), clash (r,))``; see module doc.
 
-    ``clash`` flags the one case the shifted key cannot separate from the sentinel; the
-    caller then takes the exact reference path for the whole batch.
+    ``clash`` flags the one case the shifted key cannot separate from the sentinel (kept
+    keys spanning all 2³² values: ``B = MIN`` with ``J > 0`` and ``U = MAX``); the caller
+    then takes the reference path.
     """
     n = x.shape[-1]
-    s = (n - k) // 2
+    t = (n - k) // 2
+    slack = _mid_slack(n, k)
     key = signed_key(x)
-    target = jnp.full(key.shape[:-1], s, jnp.int32)
-    first = _sample_probes(key, s, k, x.dtype) if n >= 4 * MID_SAMPLE else ()
-    b, j, c, u, _ = _search_rank(key, target, MID_SLACK, target + k, dtype=x.dtype, first=first)
-    iota = lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
-    bb, jj, uu = b[..., None], j[..., None], u[..., None]
-    keep = ((key > bb) | ((key == bb) & (iota >= jj))) & (key <= uu)
-    g = jnp.where(keep, INT32_MAX - (key - bb), INT32_MIN)
-    top = lax.top_k(float32_carrier(g), min(k + MID_SLACK, n))[1]
-    pos = (s - c)[..., None] + jnp.arange(k, dtype=jnp.int32)
-    idx = jnp.take_along_axis(top, pos, axis=-1)
-    # kept keys span all 2³² values only if B = MIN (with J > 0) and U = MAX: then the MIN
-    # sentinel could tie with a kept key.
+    first, vlo, vhi = _initial_probes(key, t, t + k, slack, x.dtype)
+    b, j, c, u, c_u, _ = _band_search(key, t, t + k, first, vlo, vhi, slack=slack, dtype=x.dtype)
+    idx = _band_take(key, k, t, (b, j, c), (u, c_u), slack)
     return idx, (b == INT32_MIN) & (j > 0) & (u == INT32_MAX)
 
 
 def _mid_cpu(x, k: int):
-    """Mid-K indices on CPU: per-row rank bisection + one ``top_k(k + W)``.
-
-    Rows are processed in chunks of about ``MID_CHUNK`` elements (``lax.map``) so that the
-    counting passes of the bisection re-read a cache-resident block instead of streaming
-    the whole batch from memory on every pass.
-    """
-    n = x.shape[-1]
-    s = (n - k) // 2
-    if s <= MID_SLACK or x.ndim != 2:  # top_k(s + k) is no larger than the final step
-        return _mid_reference(x, k)
-    rows = x.shape[0]
+    """Mid-K indices on CPU, rows in chunks of about ``MID_CHUNK`` entries (``lax.map``)."""
+    rows, n = x.shape
+    if (n - k) // 2 <= MID_MIN_S:  # top_k(s + k) is no larger than the search's final step
+        return _mid_reference(x, k, _carrier_top_k)
     chunk = max(1, min(rows, MID_CHUNK // n))
     q = rows // chunk
     parts = []
@@ -304,25 +511,54 @@ def _mid_cpu(x, k: int):
         idx, clash = lax.map(lambda r: _mid_rows(r, k), body)
         parts.append((idx.reshape(q * chunk, k), clash.reshape(q * chunk)))
     if q <= 1 or q * chunk < rows:
-        start = 0 if q <= 1 else q * chunk
-        parts.append(_mid_rows(x[start:], k))
+        parts.append(_mid_rows(x[0 if q <= 1 else q * chunk :], k))
     idx = jnp.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     clash = jnp.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-    return lax.cond(jnp.any(clash), lambda x: _mid_reference(x, k), lambda x: idx, x)
+    return lax.cond(
+        jnp.any(clash), lambda x: _mid_reference(x, k, _carrier_top_k), lambda x: idx, x
+    )
 
 
-def _bottom_f32_cpu(x, k: int):
-    """Bottom-K of float32 on CPU: ``top_k`` of ``−x`` with NaNs canonicalised.
+# ---------------------------------------------------------------------------- dispatch
 
-    For every non-NaN ``x``, ``−x`` (a sign-bit flip) has the bits of
-    ``float32_carrier(~signed_key(x))``; NaNs get the carrier of ``~key`` (``+NaN`` →
-    ``0xFFFFFFFF``, ``−NaN`` → ``0x7FFFFFFF``) so that all NaNs of one sign tie.
-    """
-    neg_nan = lax.bitcast_convert_type(jnp.uint32(0xFFFFFFFF), jnp.float32)
-    pos_nan = lax.bitcast_convert_type(jnp.uint32(0x7FFFFFFF), jnp.float32)
-    sign = lax.bitcast_convert_type(x, jnp.int32) < 0
-    g = jnp.where(x != x, jnp.where(sign, pos_nan, neg_nan), -x)
-    return lax.top_k(g, k)[1]
+
+def _select_cpu(x, k: int, kind: str):
+    return _mid_cpu(x, k) if kind == "mid" else _top_cpu(x, k, kind)
+
+
+def _select_other(x, k: int, kind: str):
+    """Other platforms: ``lax.top_k`` on the int32 key (exact; stable sort or RAFT)."""
+    top = lambda key, k: lax.top_k(key, k)[1]  # noqa: E731
+    return _mid_reference(x, k, top) if kind == "mid" else top(kind_key(x, kind), k)
+
+
+def _select2d(x, k: int, kind: str):
+    if x.dtype == jnp.float64:  # int64 keys: a stable sort (what lax.top_k does anyway)
+        if kind == "mid":
+            return _mid_reference(x, k, _sorted_top)
+        return _sorted_top(kind_key(x, kind), k)
+    return lax.platform_dependent(
+        x,
+        cpu=functools.partial(_select_cpu, k=k, kind=kind),
+        default=functools.partial(_select_other, k=k, kind=kind),
+    )
+
+
+@functools.cache
+def _batched(k: int, kind: str):
+    """``_select2d`` with a vmap rule that folds the batch into the rows."""
+
+    @jax.custom_batching.custom_vmap
+    def run(x):
+        return _select2d(x, k, kind)
+
+    @run.def_vmap
+    def _rule(axis_size, in_batched, x):
+        del in_batched
+        b, rows, n = x.shape
+        return run(x.reshape(b * rows, n)).reshape(b, rows, k), True
+
+    return run
 
 
 def select_indices(x, k: int, kind: str):
@@ -331,30 +567,8 @@ def select_indices(x, k: int, kind: str):
     Output order: Top-K descending, Bottom-K and Mid-K ascending (in the total order),
     equal keys by increasing index.
     """
-    if kind == "top" and x.dtype == jnp.float32:
-        # float32 without NaN is already in the total order the CPU TopK runtime uses
-        # (integer compare of the bits, ties to the lower index): skip the key pass then.
-        # NaNs must be canonicalised first so that different payloads tie by index.
-        def cpu(x):
-            def keyed(x):
-                return lax.top_k(float32_carrier(kind_key(x, kind)), k)[1]
-
-            return lax.cond(jnp.any(x != x), keyed, lambda x: lax.top_k(x, k)[1], x)
-
-        def other(x):
-            return _top_indices(kind_key(x, kind), k)
-
-        return lax.platform_dependent(x, cpu=cpu, default=other)
-    if kind == "bottom" and x.dtype == jnp.float32:
-        return lax.platform_dependent(
-            x,
-            cpu=lambda x: _bottom_f32_cpu(x, k),
-            default=lambda x: _top_indices(kind_key(x, kind), k),
-        )
-    if kind == "mid":
-        if x.dtype == jnp.float64:
-            return _mid_reference(x, k)
-        return lax.platform_dependent(
-            x, cpu=lambda x: _mid_cpu(x, k), default=lambda x: _mid_reference(x, k)
-        )
-    return _top_indices(kind_key(x, kind), k)
+    lead, n = x.shape[:-1], x.shape[-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    if k == 0 or rows == 0:
+        return jnp.zeros((*lead, k), jnp.int32)
+    return _batched(k, kind)(x.reshape(rows, n)).reshape(*lead, k)
