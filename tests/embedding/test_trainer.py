@@ -10,6 +10,8 @@ import pytest
 from spiraljax.data import EdgeList, transitive_closure
 from spiraljax.embedding import EmbedConfig, nickel_kiela_loss, reconstruction_metrics, train
 from spiraljax.embedding import trainer as trainer_module
+from spiraljax.geometry import poincare
+from spiraljax.optim import riemannian_sgd, riemannian_sgd_step
 
 
 def _tree(depth: int = 3, branching: int = 2) -> EdgeList:
@@ -155,6 +157,60 @@ def test_training_is_deterministic_given_the_seed():
     else:  # GPU scatter-adds of duplicate rows sum in no fixed order
         np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-6)
     assert not np.allclose(a.embedding, c.embedding, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("retraction", ["expmap", "first_order"])
+def test_row_update_is_the_rsgd_step_and_keeps_zero_gradient_rows(dtype, retraction):
+    rng = np.random.default_rng(4)
+    n, d = 512, 10  # enough rows that RSGD with a zero gradient re-rounds some of them
+    x = rng.normal(size=(n, d))
+    x *= rng.uniform(0.1, 1.2, (n, 1)) / np.linalg.norm(x, axis=1, keepdims=True)
+    table = poincare.project(jnp.asarray(x, dtype))  # some rows on the boundary
+    grad = jnp.asarray(rng.normal(size=(n, d)), dtype).at[::2].set(0)  # even rows: no gradient
+    opt = riemannian_sgd(0.3, retraction=retraction)
+    rows = jnp.asarray(rng.integers(0, n, 400), jnp.int32)  # duplicates, zero-gradient rows
+
+    def update(rows):
+        return trainer_module._update_rows(opt, table, grad, rows, opt.init(table), -1.0)
+
+    sparse, state = update(rows)
+    dense, _ = update(None)
+    assert int(state.count) == 1
+    want = riemannian_sgd_step(table, grad, 0.3, retraction=retraction)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == jnp.float32 else {"rtol": 1e-12}
+    odd = np.arange(1, n, 2)
+    np.testing.assert_allclose(dense[odd], want[odd], **tol)
+    np.testing.assert_allclose(sparse[rows[rows % 2 == 1]], want[rows[rows % 2 == 1]], **tol)
+    # Zero-gradient rows and rows outside the batch keep their exact bits (RSGD with a zero
+    # gradient would re-round some of them, boundary rows in particular).
+    np.testing.assert_array_equal(dense[::2], table[::2])
+    untouched = np.setdiff1d(np.arange(n), np.asarray(rows[rows % 2 == 1]))
+    np.testing.assert_array_equal(sparse[untouched], table[untouched])
+
+
+def test_dense_and_gathered_row_updates_train_alike(monkeypatch):
+    config = EmbedConfig(dim=3, epochs=4, burn_in=1, batch_size=2, negatives=3, seed=5)
+    assert not trainer_module._dense_update(config, TREE.num_nodes)  # 2·5 < 15 rows
+    assert trainer_module._dense_update(EmbedConfig(batch_size=3, negatives=3), 15)
+    gathered = train(TREE, config, progress=False)
+    monkeypatch.setattr(trainer_module, "_dense_update", lambda config, n: True)
+    dense = train(TREE, config, progress=False)
+    np.testing.assert_allclose(dense.embedding, gathered.embedding, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dense.losses, gathered.losses, rtol=1e-12)
+
+
+def test_negatives_for_a_grid_of_children():
+    tables = trainer_module._tables(TREE)
+    u = jnp.asarray(np.arange(TREE.num_nodes, dtype=np.int32).reshape(3, 5))
+    cand, ok = trainer_module._sample_negatives(jax.random.key(0), u, tables, 7, False)
+    assert cand.shape == ok.shape == (3, 5, 7)
+    ancestors = {i: set() for i in range(TREE.num_nodes)}
+    for c, p in TREE.edges.tolist():
+        ancestors[c].add(p)
+    for (i, j, slot), n in np.ndenumerate(np.asarray(cand)):
+        child = int(u[i, j])
+        assert bool(ok[i, j, slot]) == (n != child and n not in ancestors[child])
 
 
 @pytest.mark.parametrize(
