@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         return ok
 
     ok = True
-    for name, run in (("rankk", rankk), ("gossip", gossip), ("embedding", embedding)):
+    for name, run in (("embedding", embedding), ("gossip", gossip), ("rankk", rankk)):
         if name not in args.parts or (name == "gossip" and args.devices < 2):
             continue
         try:  # one failing part must not cost the others in a one-shot run
