@@ -155,8 +155,8 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         "--devices",
         type=_positive_int,
         default=1,
-        help="devices to shard the embedding table and batches over (default: %(default)s; "
-        "batch size must be divisible by it)",
+        help="devices to split each batch over, data parallel, the table replicated "
+        "(default: %(default)s; batch size must be divisible by it)",
     )
     p.add_argument("--no-plot", action="store_true", help="skip the Poincaré-disk PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
