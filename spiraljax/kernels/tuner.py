@@ -48,6 +48,7 @@ import platform
 import re
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -449,18 +450,31 @@ def _kernel_fn(kind: str, k: int, choice: Choice):
     return jax.jit(lambda x: op(x, k, implementation="pallas", choice=choice))
 
 
+#: seconds of the first call (compilation included) per (kind, k, choice, input shape),
+#: filled by :func:`time_variants`; ``tune`` logs their sum per shape.
+FIRST_CALL_SECONDS: dict = {}
+
+
 def time_variants(kind: str, inputs: Sequence, k: int, choices: Sequence[Choice], **kw) -> list:
     """``timing.time_choices`` with one compiled function per (kind, k, choice), reused
     across calls (A/B trials time the same two plans many times).
 
     Returns ``[(choice, ms, error)]`` sorted by time; a failing variant gets ``inf``.
     """
+    import jax
+
     from spiraljax.kernels.timing import time_calls
 
     out = []
     for ch in choices:
         try:
-            out.append((ch, time_calls(_kernel_fn(kind, k, ch), inputs, **kw), None))
+            fn = _kernel_fn(kind, k, ch)
+            key = (kind, k, ch, tuple(x.shape for x in inputs[:1]))
+            if key not in FIRST_CALL_SECONDS:  # compile (and one run), kept for the log
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(inputs[0]))
+                FIRST_CALL_SECONDS[key] = time.perf_counter() - t0
+            out.append((ch, time_calls(fn, inputs, **kw), None))
         except Exception as err:  # a variant the compiler rejects must not end the trial
             out.append((ch, math.inf, f"{type(err).__name__}: {err}"[:300]))
     return sorted(out, key=lambda t: t[1])
@@ -568,7 +582,15 @@ def tune(
                 "measured": ok + [m for m in measured if m["ms"] is None],
             }
         )
-        log(f"{where}: best {ok[0]['ms']:.4f} ms of {len(ok)} variants (built-in {bms} ms)")
+        first = sum(
+            v
+            for key, v in FIRST_CALL_SECONDS.items()
+            if key[:2] == (kind, k) and key[3] == ((r, c),)
+        )
+        log(
+            f"{where}: best {ok[0]['ms']:.4f} ms of {len(ok)} variants (built-in {bms} ms); "
+            f"first calls (compilation) {first:.1f} s"
+        )
     import jax
 
     dev = jax.devices()[0]
