@@ -22,23 +22,29 @@ element-wise or reduction pass costs ~0.2–0.3 ns per element. So the CPU paths
   blocks ranked first by (block max, lower block index), because a block ranked before
   the block of a selected entry e holds an entry ranked before e. ``top_k`` then runs on
   the n/b block maxima and on the k·b gathered entries (blocks in ascending order, so ties
-  still go to the lower index): 1.3–5× faster than one ``top_k`` over the row. The key
+  still go to the lower index): 1.2–5× faster than one ``top_k`` over the row. The key
   (NaN canonicalisation included) is computed inside the reduction, with no pass of its
-  own. Otherwise float32 Top-K is ``lax.top_k`` on ``x`` itself, redone on the key only if
-  a NaN was selected (``_top_f32``), and float32 Bottom-K is ``top_k`` of ``−x``.
+  own.
+* *Top-K / Bottom-K, searched* (``_top_rows``, n ≥ 1024 and n < 64 k): the band search
+  below brackets rank n − k (equal keys counted by decreasing index, the Top-K order)
+  within W ranks, and ``top_k`` runs on the row with everything below masked, so only
+  ≤ k + W entries enter its heap instead of ~k ln(n/k): ~1.4–1.7× faster.
+* Shorter rows: float32 Top-K is ``lax.top_k`` on ``x`` itself, redone on the key only if
+  a NaN was selected (``_top_f32``: no pass before it), float32 Bottom-K ``top_k`` of
+  ``−x`` (``_bottom_f32``), other dtypes ``top_k`` on the carrier of the key.
 * *Mid-K* (``_mid_rows``): a search by counting passes finds, per row, a lower bound
   ``(B, J)`` in the composite order (key, index) at most ``W`` ranks below rank s and a
   key ``U`` at most ``W′`` ranks above rank s + k (``_band_search``); then one ``top_k`` of
   k + W over the two-sided masked band, directly or in two levels like Top-K
   (``_band_take``). Each pass counts four probes at once, four 8-bit counters packed in a
-  uint32 over blocks of 128 entries (``_counts``: ~1.5× the cost of one plain count). The
-  first probes come from a normal fit to a strided sample; later ones interpolate the
-  counts in the value coordinate, spread by the expected error of the empirical CDF
-  (``½√N`` for a bracket of N entries); a bracket that did not halve is bisected in key
-  space next, which bounds the passes by ``2 (32 + log2 n)``; a tie group longer than the
-  slack is resolved by searching the index inside it. About 3–4 passes for smooth data.
-  Rows are processed in chunks of ~``MID_CHUNK`` entries (``lax.map``) so the passes
-  re-read a cache-resident block.
+  uint32 over blocks of 32 entries (``_counts``: the cost of one plain count). The first
+  probes come from a normal fit to a sample; later ones interpolate the counts in the
+  value coordinate, spread by the expected error of the empirical CDF (``½√N`` for a
+  bracket of N entries); a bracket that did not halve is bisected in key space next,
+  which bounds the passes by ``2 (32 + log2 n)``; a tie group longer than the slack is
+  resolved by searching the index inside it. 2–4 passes for smooth data. Rows are
+  processed in chunks of ~``MID_CHUNK`` entries (``lax.map``) so the passes re-read a
+  cache-resident block (and temporaries stay small).
 
 Batching: ``select_indices`` is a ``custom_vmap`` that folds the vmapped axis into the
 rows, so its ``lax.cond`` fallbacks stay real branches under ``vmap`` (a batched predicate
@@ -72,6 +78,9 @@ COUNT_BLOCK = 32
 MID_CHUNK = 1 << 18
 #: Mid-K with s ≤ this takes ``top_k(s + k)`` directly (no search).
 MID_MIN_S = 64
+#: Top-K rows at least this long that the two-level path does not take (n < 64 k) are
+#: searched and masked first (``_top_rows``).
+TOP_SEARCH_MIN_N = 1024
 
 
 def _carrier_top_k(key, k: int):
@@ -150,9 +159,14 @@ def _bottom_f32(x, k: int):
 
 
 def _top_cpu(x, k: int, kind: str):
-    b = _block_size(x.shape[-1], k)
+    n = x.shape[-1]
+    b = _block_size(n, k)
     if b:
         return _top_blocked(x, k, kind, b)
+    if n >= TOP_SEARCH_MIN_N and n - k > MID_MIN_S:
+        return _by_chunks(
+            lambda r: _top_rows(r, k, kind), x, k, lambda x: _carrier_top_k(kind_key(x, kind), k)
+        )
     if x.dtype == jnp.float32:
         return _top_f32(x, k) if kind == "top" else _bottom_f32(x, k)
     return _carrier_top_k(kind_key(x, kind), k)
@@ -193,17 +207,22 @@ def _value_key(v, dtype):
     return jnp.where(v == v, v, 0.0).astype(jnp.int32)
 
 
-def _below(key, iota, pk, pj):
-    """``(key, i) < (pk, pj)`` in the composite order; ``pj=None``: ``key ≤ pk``."""
+def _below(key, iota, pk, pj, n, ties_desc):
+    """``(key, i) < (pk, pj)`` in the composite order; ``pj=None``: ``key ≤ pk``.
+
+    ``ties_desc``: equal keys ordered by decreasing index (``i′ = n − 1 − i`` compared),
+    the order in which Top-K counts ranks from the bottom.
+    """
     if pj is None:
         return key <= pk
-    return (key < pk) | ((key == pk) & (iota < pj))
+    return (key < pk) | ((key == pk) & ((iota >= n - pj) if ties_desc else (iota < pj)))
 
 
-def _counts(key, pk, pj=None):
+def _counts(key, pk, pj=None, ties_desc=False):
     """Per row and probe ``#{i : (key[i], i) < (pk, pj)}`` in one pass (``pj=None``: ``≤ pk``).
 
-    ``key`` (r, n) int32, ``pk``/``pj`` (r, P) int32 with P ≤ 4 → (r, P) int32. The P
+    ``key`` (r, n) int32, ``pk``/``pj`` (r, P) int32 with P ≤ 4 → (r, P) int32
+    (``ties_desc``: see ``_below``). The P
     indicator bits of an entry go to 8-bit fields of one uint32; a sum over a block of
     ``COUNT_BLOCK`` ≤ 255 entries cannot carry between fields, so one reduction counts
     all probes at the cost of one plain count (separate reductions cost ~P×). Blocks of
@@ -222,9 +241,8 @@ def _counts(key, pk, pj=None):
             iota = iota + lax.broadcasted_iota(jnp.int32, kb.shape, 2)
         acc = jnp.zeros(kb.shape, jnp.uint32)
         for q in range(p):
-            hit = _below(
-                kb, iota, pk[:, q, None, None], None if pj is None else pj[:, q, None, None]
-            )
+            pjq = None if pj is None else pj[:, q, None, None]
+            hit = _below(kb, iota, pk[:, q, None, None], pjq, n, ties_desc)
             acc = acc + jnp.where(hit, np.uint32(1 << (8 * q)), np.uint32(0))
         part = jnp.sum(acc, axis=-1, dtype=jnp.uint32)
         fields = (part[:, :, None] >> (8 * np.arange(p, dtype=np.uint32))) & np.uint32(0xFF)
@@ -232,7 +250,8 @@ def _counts(key, pk, pj=None):
     if tail:
         kt = key[:, nb * COUNT_BLOCK :][:, None, :]
         iota = lax.broadcasted_iota(jnp.int32, kt.shape, 2) + nb * COUNT_BLOCK
-        hit = _below(kt, iota, pk[:, :, None], None if pj is None else pj[:, :, None])
+        pjt = None if pj is None else pj[:, :, None]
+        hit = _below(kt, iota, pk[:, :, None], pjt, n, ties_desc)
         out = out + jnp.sum(hit, axis=-1, dtype=jnp.int32)
     return out
 
@@ -307,7 +326,7 @@ def _interp_index(jl, jh, ca, cb, aim, bisect):
 _Z2, _Z4 = (-1.0, 1.0), (-1.5, -0.5, 0.5, 1.5)
 
 
-def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype):
+def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype, ties_desc=False):
     """Brackets of ranks t and u by counting passes (see module doc).
 
     ``key`` (r, n) int32 keys of ``dtype``; ``0 ≤ t < u ≤ n``; ``first`` (r, 4) probe
@@ -317,6 +336,9 @@ def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype):
     * ``c = #{(key, i) < (B, J)}`` and ``0 ≤ t − c ≤ W``;
     * ``c_U = #{key ≤ U} ≥ u``, and ``c_U − u ≤ W′`` unless the entries of rank u − 1 tie
       beyond it.
+
+    ``ties_desc``: the composite order compares ``n − 1 − i`` instead of ``i`` (equal keys
+    by decreasing index), so ``J`` counts from the end of the row.
 
     The lower bracket is ``lo ≤ key of rank t ≤ hi`` with ``c_lo = #{< lo}``,
     ``c_hi = #{≤ hi}``; once ``lo = hi`` (a tie group longer than W) it is the index
@@ -407,7 +429,7 @@ def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype):
         # composite compares (with the index) only once some row is inside a tie group
         c = lax.cond(
             jnp.any(index_rows) & ~first_pass,
-            lambda: _counts(key, pk, pj),
+            lambda: _counts(key, pk, pj, ties_desc),
             lambda: _counts(key, pk),
         )
         new = update(st, pk, pj, c)
@@ -429,7 +451,7 @@ def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype):
 
 def _band_block(n: int, kept: int) -> int:
     """Block length of the two-level band ``top_k`` (0: one ``top_k`` over the row)."""
-    if n < 128 * kept:
+    if n < 32 * kept:
         return 0
     b = int(np.clip(2 ** round(np.log2(np.sqrt(n / kept))), 8, 32))
     while b >= 8 and n % b:
@@ -498,24 +520,51 @@ def _mid_rows(x, k: int):
     return idx, (b == INT32_MIN) & (j > 0) & (u == INT32_MAX)
 
 
-def _mid_cpu(x, k: int):
-    """Mid-K indices on CPU, rows in chunks of about ``MID_CHUNK`` entries (``lax.map``)."""
+def _top_rows(x, k: int, kind: str):
+    """Top-K of rows ``x`` (r, n) through a band search: ``(indices (r, k), clash (r,))``.
+
+    The search brackets rank ``n − k`` from below within ``W`` ranks; ``top_k`` then
+    runs with every entry under ``(B, J)`` masked to ``MIN``, so only the ≤ k + W kept
+    entries enter its heap instead of ~k ln(n/k) of them (``clash``: kept ``MIN`` keys,
+    which the mask cannot separate from the sentinel).
+    """
+    n = x.shape[-1]
+    slack = (_mid_slack(n, k)[0], 0)
+    key = kind_key(x, kind)
+    first, vlo, vhi = _initial_probes(key, n - k, n, slack, x.dtype)
+    b, j, *_ = _band_search(
+        key, n - k, n, first, vlo, vhi, slack=slack, dtype=x.dtype, ties_desc=True
+    )
+    iota = lax.broadcasted_iota(jnp.int32, key.shape, 1)
+    keep = (key > b[:, None]) | ((key == b[:, None]) & (iota < n - j[:, None]))
+    return _carrier_top_k(jnp.where(keep, key, INT32_MIN), k), (b == INT32_MIN) & (j > 0)
+
+
+def _by_chunks(rows_fn, x, k: int, fallback):
+    """``rows_fn`` over chunks of about ``MID_CHUNK`` entries (``lax.map``), so that
+    counting passes re-read a cache-resident block; ``fallback(x)`` for all rows where
+    any row's flag is set."""
     rows, n = x.shape
-    if (n - k) // 2 <= MID_MIN_S:  # top_k(s + k) is no larger than the search's final step
-        return _mid_reference(x, k, _carrier_top_k)
     chunk = max(1, min(rows, MID_CHUNK // n))
     q = rows // chunk
     parts = []
     if q > 1:
         body = x[: q * chunk].reshape(q, chunk, n)
-        idx, clash = lax.map(lambda r: _mid_rows(r, k), body)
-        parts.append((idx.reshape(q * chunk, k), clash.reshape(q * chunk)))
+        idx, flag = lax.map(rows_fn, body)
+        parts.append((idx.reshape(q * chunk, k), flag.reshape(q * chunk)))
     if q <= 1 or q * chunk < rows:
-        parts.append(_mid_rows(x[0 if q <= 1 else q * chunk :], k))
+        parts.append(rows_fn(x[0 if q <= 1 else q * chunk :]))
     idx = jnp.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-    clash = jnp.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-    return lax.cond(
-        jnp.any(clash), lambda x: _mid_reference(x, k, _carrier_top_k), lambda x: idx, x
+    flag = jnp.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    return lax.cond(jnp.any(flag), fallback, lambda x: idx, x)
+
+
+def _mid_cpu(x, k: int):
+    """Mid-K indices on CPU (``_mid_rows`` by chunks of rows)."""
+    if (x.shape[-1] - k) // 2 <= MID_MIN_S:  # top_k(s + k) is no larger than the final step
+        return _mid_reference(x, k, _carrier_top_k)
+    return _by_chunks(
+        lambda r: _mid_rows(r, k), x, k, lambda x: _mid_reference(x, k, _carrier_top_k)
     )
 
 

@@ -63,6 +63,27 @@ def test_two_level_top_all_equal_and_nan_blocks():
 
 
 @pytest.mark.parametrize("dtype,ties", DTYPE_TIES)
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+def test_searched_top_matches_reference(dtype, ties, kind):
+    # n < 64 k: the band search brackets rank n − k from below (equal keys counted by
+    # decreasing index), then top_k runs on the masked row
+    n = 1500
+    assert n >= X.TOP_SEARCH_MIN_N and not X._block_size(n, 100)
+    x = random_input(np.random.default_rng(19), (3, n), dtype, ties)
+    _check(x, 100, kind)
+    _check(x, 700, kind)
+
+
+def test_searched_top_min_key_clash():
+    # rank n − k inside a tie group of the MIN key: the mask's sentinel would tie with
+    # kept entries, so the plain top_k runs instead
+    x = np.full((2, 2000), I32.min, np.int32)
+    x[:, ::200] = 5
+    _check(x, 500, "top")
+    _check(np.where(x == I32.min, I32.max, x), 500, "bottom")
+
+
+@pytest.mark.parametrize("dtype,ties", DTYPE_TIES)
 def test_midk_long_rows_match_reference(dtype, ties):
     x = random_input(np.random.default_rng(11), (3, 4133), dtype, ties)
     _check(x, 100, "mid")
@@ -162,6 +183,12 @@ def test_counts_match_numpy(n):
         (key[:, None, :] == pk[:, :, None]) & (idx < pj[:, :, None])
     )
     got = X._counts(jnp.asarray(key), jnp.asarray(pk), jnp.asarray(pj))
+    np.testing.assert_array_equal(np.asarray(got), below.sum(-1))
+    # equal keys by decreasing index: the index compared is n − 1 − i
+    below = (key[:, None, :] < pk[:, :, None]) | (
+        (key[:, None, :] == pk[:, :, None]) & (n - 1 - idx < pj[:, :, None])
+    )
+    got = X._counts(jnp.asarray(key), jnp.asarray(pk), jnp.asarray(pj), ties_desc=True)
     np.testing.assert_array_equal(np.asarray(got), below.sum(-1))
     # one block of COUNT_BLOCK equal keys: each 8-bit field holds its maximum, no carry
     full = jnp.zeros((1, X.COUNT_BLOCK), jnp.int32)
