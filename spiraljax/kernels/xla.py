@@ -74,8 +74,9 @@ from spiraljax.kernels.keys import (
 PROBES = 4
 #: Entries per packed count: each 8-bit counter counts at most this many.
 COUNT_BLOCK = 32
-#: Entries per ``lax.map`` chunk of rows in the Mid-K path (≈ 1 MiB of keys).
-MID_CHUNK = 1 << 18
+#: Entries per ``lax.map`` chunk of rows in the searched paths (2 MiB of keys: fewer
+#: chunks cut the per-pass bookkeeping, larger ones leave the L2 cache; measured).
+MID_CHUNK = 1 << 19
 #: Mid-K with s ≤ this takes ``top_k(s + k)`` directly (no search).
 MID_MIN_S = 64
 #: Top-K rows at least this long that the two-level path does not take (n < 64 k) are
@@ -106,14 +107,14 @@ def _gather_blocks(xb, blocks):
 def _block_size(n: int, k: int) -> int:
     """Block length of the two-level Top-K, 0 where one ``top_k`` over the row is cheaper.
 
-    Cost ~ n/b + k·b scanned entries, smallest at b ≈ √(n/k); blocks of 64 and more made
-    the reduction pass slower in XLA CPU codegen (measured), hence b ≤ 32. For n < 64 k the
-    doubled heap work of two ``top_k`` calls outweighs the shorter scans (measured on
-    256×4096, k = 128).
+    Cost ~ n/b + k·b scanned entries, smallest at b ≈ √(n/k) (rounded down: measured
+    faster on 1024×1024, k = 8); b ≤ 32 because XLA CPU splits longer reductions into a
+    reduce-window that materialises its operand. For n < 64 k the heap work of two
+    ``top_k`` calls outweighs the shorter scans (measured on 256×4096, k = 128).
     """
     if n < 64 * k:
         return 0
-    b = int(np.clip(2 ** round(np.log2(np.sqrt(n / k))), 8, 32))
+    b = int(np.clip(2 ** int(np.log2(np.sqrt(n / k))), 8, 32))
     while b >= 8 and n % b:
         b //= 2
     return b if b >= 8 else 0
