@@ -62,7 +62,9 @@ def test_two_level_top_all_equal_and_nan_blocks():
         _check(y, 9, kind)
 
 
-@pytest.mark.parametrize("dtype,ties", DTYPE_TIES)
+@pytest.mark.parametrize(
+    "dtype,ties", [(np.float32, True), (jnp.bfloat16, False), (np.uint32, True)]
+)
 @pytest.mark.parametrize("kind", ["top", "bottom"])
 def test_searched_top_matches_reference(dtype, ties, kind):
     # n < 64 k: the band search brackets rank n − k from below (equal keys counted by
@@ -86,8 +88,7 @@ def test_searched_top_min_key_clash():
 @pytest.mark.parametrize("dtype,ties", DTYPE_TIES)
 def test_midk_long_rows_match_reference(dtype, ties):
     x = random_input(np.random.default_rng(11), (3, 4133), dtype, ties)
-    _check(x, 100, "mid")
-    _check(x, 7, "mid")
+    _check(x, 100 if ties else 7, "mid")
 
 
 def test_midk_two_level_band():
