@@ -70,8 +70,6 @@ from spiraljax.kernels.keys import (
     signed_key,
 )
 
-#: Probes counted per Mid-K search pass (8-bit counters packed in one uint32).
-PROBES = 4
 #: Entries per packed count: each 8-bit counter counts at most this many.
 COUNT_BLOCK = 32
 #: Entries per ``lax.map`` chunk of rows in the searched paths (2 MiB of keys: fewer
