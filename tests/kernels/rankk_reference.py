@@ -1,4 +1,5 @@
-"""Independent numpy reference for the Rank-K total order (no spiraljax code)."""
+"""Independent numpy reference for the Rank-K total order (no spiraljax code), and a
+jaxpr walker listing the pallas_calls a function launches."""
 
 import numpy as np
 
@@ -51,3 +52,26 @@ def random_input(rng, shape, dtype, ties=False):
     mask = rng.random(shape) < 0.15
     x = np.where(mask, rng.choice(SPECIALS, size=shape), x)
     return x.astype(dtype)
+
+
+def pallas_grids(fn, x):
+    """(grid, output shape) of every pallas_call in fn's jaxpr, nested jaxprs included."""
+    import jax
+
+    out = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "pallas_call":
+                gm = eqn.params["grid_mapping"]
+                out.append((tuple(gm.grid), tuple(eqn.params["out_avals"][0].shape)))
+            for p in eqn.params.values():
+                for j in p if isinstance(p, (tuple, list)) else (p,):
+                    inner = getattr(j, "jaxpr", None)
+                    if inner is not None and hasattr(inner, "eqns"):
+                        walk(inner)
+                    elif hasattr(j, "eqns"):
+                        walk(j)
+
+    walk(jax.make_jaxpr(fn)(x).jaxpr)
+    return out

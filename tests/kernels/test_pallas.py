@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rankk_reference import random_input, ref_indices
+from rankk_reference import pallas_grids, random_input, ref_indices
 
 from spiraljax.kernels import Choice, bottomk, midk, topk
 from spiraljax.kernels.pallas.radix import order_survivors
@@ -74,43 +74,22 @@ def test_kernel_under_vmap_folds_batch_into_rows():
     assert "pallas_call" in jaxpr
 
 
-def _pallas_grids(fn, x):
-    """(grid, output shape) of every pallas_call in fn's jaxpr, nested jaxprs included."""
-    out = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "pallas_call":
-                gm = eqn.params["grid_mapping"]
-                out.append((tuple(gm.grid), tuple(eqn.params["out_avals"][0].shape)))
-            for p in eqn.params.values():
-                for j in p if isinstance(p, (tuple, list)) else (p,):
-                    inner = getattr(j, "jaxpr", None)
-                    if inner is not None and hasattr(inner, "eqns"):
-                        walk(inner)
-                    elif hasattr(j, "eqns"):
-                        walk(j)
-
-    walk(jax.make_jaxpr(fn)(x).jaxpr)
-    return out
-
-
 def test_choice_selects_variant_and_launch():
     x = jnp.zeros((3, 5000), jnp.float32)
-    fused = _pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=Choice()), x)
+    fused = pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=Choice()), x)
     assert fused == [((3,), (3, 8 + 1024))]  # one launch, one program per row
     ch = Choice(use_2ce=True, chunks=2, mkd=4, tile=1024)
-    multi = _pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=ch), x)
+    multi = pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=ch), x)
     # 8 radix passes of 4 bits + a counting and a writing launch, each on a rows × chunks grid
     assert len(multi) == 10
     assert {g for g, _ in multi} == {(3, 2)}
     assert [o for _, o in multi[:8]] == [(3, 2, 16)] * 8  # 2^mkd candidate counts per chunk
     ch8 = Choice(use_2ce=True, chunks=8, mkd=2, tile=256)
     x4 = jnp.zeros((3, 4096), jnp.float32)
-    multi8 = _pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=ch8), x4)
+    multi8 = pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=ch8), x4)
     assert len(multi8) == 18 and {g for g, _ in multi8} == {(3, 8)}
     assert multi8[0][1] == (3, 8, 4)
-    mid = _pallas_grids(lambda x: midk(x, 8, implementation="pallas", choice=ch), x)
+    mid = pallas_grids(lambda x: midk(x, 8, implementation="pallas", choice=ch), x)
     assert len(mid) == 2 * 8 + 2  # two searches (ranks s + k and s)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rankk_reference import random_input, ref_indices
+from rankk_reference import pallas_grids, random_input, ref_indices
 
 from spiraljax.kernels import Choice, DeviceCaps, candidate_domain, plan_rank, topk
 from spiraljax.kernels.plan import SOURCES, default_choice, explain_plan
@@ -261,27 +261,6 @@ def test_every_plan_is_legal(kind, rows, cols, k, monkeypatch):
 # ------------------------------------------------------------- plans drive the kernel
 
 
-def _grids(fn, x):
-    import jax
-
-    out = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "pallas_call":
-                out.append(tuple(eqn.params["grid_mapping"].grid))
-            for p in eqn.params.values():
-                for j in p if isinstance(p, (tuple, list)) else (p,):
-                    inner = getattr(j, "jaxpr", None)
-                    if inner is not None and hasattr(inner, "eqns"):
-                        walk(inner)
-                    elif hasattr(j, "eqns"):
-                        walk(j)
-
-    walk(jax.make_jaxpr(fn)(x).jaxpr)
-    return out
-
-
 @pytest.mark.parametrize(
     "program,grids",
     [
@@ -296,7 +275,7 @@ def test_plan_selects_the_kernel_variant(program, grids, monkeypatch):
     x = random_input(np.random.default_rng(3), (3, 1100), jnp.float32, ties=True)
     plan = plan_rank("top", 3, 1100, 9)  # what topk(implementation="pallas") plans on CPU
     f = lambda a: topk(a, 9, implementation="pallas")  # noqa: E731
-    assert _grids(f, jnp.asarray(x)) == grids
+    assert [g for g, _ in pallas_grids(f, jnp.asarray(x))] == grids
     assert plan.choice.mkd == 4
     _, idx = f(jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(idx), ref_indices(x, 9, "top"))
