@@ -212,10 +212,10 @@ def select_indices_sampled(x2d, k, kind, choice, *, interpret, fallback):
     _rows, n = x2d.shape
     s = _sample_size(n, choice.sample)
     _, nch = _chunks(n, choice)
-    if nch * capacity(n, k, s, nch) <= k:  # no room to select from: the radix path
+    cap = capacity(n, k, s, nch)
+    if nch * cap <= k:  # no room to select from: the radix path
         return fallback(x2d)
     ckey, cidx, cnt, thr = filter_candidates(x2d, k, kind, choice, interpret)
-    cap = capacity(n, k, s, nch)
     ok = (
         jnp.all(cnt <= cap)
         & jnp.all(jnp.sum(cnt, axis=1) >= k)
