@@ -29,6 +29,26 @@ def test_page_examples_run(page):
     assert run_snippets.main([str(page)]) == 0
 
 
+def _page(tmp_path, code: str) -> Path:
+    page = tmp_path / "page.md"
+    page.write_text(f"# t\n\n```python\n{code}\n```\n\n```python\nprint('second')\n```\n")
+    return page
+
+
+def test_abort_at_teardown_after_every_block_is_not_a_page_failure(tmp_path, capsys):
+    page = _page(tmp_path, "import atexit, os\natexit.register(os.abort)\nprint('first')")
+    assert run_snippets.main([str(page)]) == 0
+    assert "ok (teardown)" in capsys.readouterr().out
+
+
+def test_abort_inside_a_block_fails_the_page(tmp_path):
+    assert run_snippets.main([str(_page(tmp_path, "import os\nos.abort()"))]) == 1
+
+
+def test_error_inside_a_block_fails_the_page(tmp_path):
+    assert run_snippets.main([str(_page(tmp_path, "raise SystemExit(3)"))]) == 1
+
+
 @pytest.mark.slow
 def test_site_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs")
