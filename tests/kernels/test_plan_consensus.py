@@ -264,8 +264,9 @@ def test_every_plan_is_legal(kind, rows, cols, k, monkeypatch):
 @pytest.mark.parametrize(
     "program,grids",
     [
-        # multi-block: 8 radix passes of 4 bits + count + write, on a rows × ch grid
-        ("u2: true; ch: 2; mkd: 4; tile: 256; ctile: 256;", [(3, 2)] * 10),
+        # multi-block: one radix-pass kernel (a while loop launches it per pass), then count
+        # and write, each on a rows × ch grid
+        ("u2: true; ch: 2; mkd: 4; tile: 256; ctile: 256;", [(3, 2)] * 3),
         # fused (one program per row, one launch), chosen by a soft rule
         ("soft(mkd, 4, 1.0, true); soft(u2, false, 2.0, true); soft(tile, 2048, 1, true);", [(3,)]),
     ],
