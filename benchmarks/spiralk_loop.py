@@ -24,8 +24,10 @@ GPU run (writes ``benchmarks/results/spiralk_loop.{md,json}`` and the tuned tabl
 ``--smoke`` runs the same code on two tiny shapes with three candidates and four A/B trials
 in Pallas interpret mode (timings meaningless) and writes nothing unless ``--out`` is
 given: it checks the mechanics only. Compiled variants are kept between the tuning, the
-sweep and the A/B trials (``tuner.time_variants``); the full GPU grid with ~20 candidates
-per shape takes tens of minutes, so ``--shapes`` can split it.
+sweep and the A/B trials (``tuner.time_variants``), and a shape's variants compile side by
+side (``--workers``, default the CPU count − 1). On the H200, before the radix passes were
+rolled into one loop, a variant took ~40 s to compile and 2 shapes × 7 variants took
+560 s; ``--shapes`` splits the grid across calls when it does not fit in one.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def main():
     ap.add_argument(
         "--shapes", default=None, help="ROWSxCOLSxK list instead of the Rank-K GPU grid"
     )
+    ap.add_argument(
+        "--workers", type=int, default=None, help="variants compiled side by side (tuner)"
+    )
     ap.add_argument("--rewrite-shape", default="1024x65536x128", help="ROWSxCOLSxK")
     ap.add_argument("--out", type=Path, default=None, help="results folder")
     args = ap.parse_args()
@@ -122,6 +127,7 @@ def main():
         warmup=1 if smoke else 2,
         output=table_path,
         allow_interpret=smoke,
+        workers=args.workers,
         log=log,
     )
 
@@ -137,8 +143,9 @@ def main():
             xs = tuner._inputs(r, c, "float32", 2, seed=r + c + k + 1)
             check = tuner._reference_check(kind, xs, k)
             res = tuner.time_variants(
-                kind, xs, k, pool, reps=repeats, batch=batch, warmup=1, check=check
-            )
+                kind, xs, k, pool, reps=repeats, batch=batch, warmup=1, check=check,
+                workers=args.workers,
+            )  # fmt: skip
             errors = [e for _, _, e in res if e]
             ms = {ch: m for ch, m, _ in res}
             best_ch, best = min(ms.items(), key=lambda t: t[1])
@@ -194,8 +201,9 @@ def main():
     check = tuner._reference_check(kind, xs, rk)
     pool = list(dict.fromkeys([before.choice, after.choice, *cands(kind, rr, rc, rk, caps)]))
     sweep = tuner.time_variants(
-        kind, xs, rk, pool, reps=repeats, batch=batch, warmup=1, check=check
-    )
+        kind, xs, rk, pool, reps=repeats, batch=batch, warmup=1, check=check,
+        workers=args.workers,
+    )  # fmt: skip
     ms = {ch: m for ch, m, _ in sweep}
     same_fcap = [(ch, m) for ch, m, _ in sweep if ch.fcap == before.choice.fcap]
     winner = min(same_fcap, key=lambda t: t[1])[0]

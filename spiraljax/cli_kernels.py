@@ -83,6 +83,12 @@ def _register_tune(subparsers) -> None:
         help="time at most this many variants per shape (the built-in plan first)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="variants compiled side by side (default: CPU count - 1, at most 16)",
+    )
+    p.add_argument(
         "--allow-interpret",
         action="store_true",
         help="allow a non-GPU device (Pallas interpret mode; timings meaningless)",
@@ -123,6 +129,7 @@ def _run_tune(args) -> int:
         warmup=1 if args.allow_interpret else 2,
         output=output,
         allow_interpret=args.allow_interpret,
+        workers=args.workers,
         log=lambda s: print(s, flush=True),
     )
     n, bad = len(table["entries"]), len(table["mismatches"])

@@ -1,8 +1,9 @@
 """Rank-K tuner: measured tables of kernel variants, their lookup, and the self-rewrite driver.
 
 * :func:`tune` times ``Choice`` candidates of the Pallas Rank-K path over a shape grid
-  on the current device (``timing.time_choices``), checks every timed output against the
-  XLA path (indices and value bits), and writes a JSON table atomically.
+  on the current device (:func:`time_variants`: compiled side by side, then timed one
+  after another), checks every timed output against the XLA path (indices and value
+  bits), and writes a JSON table atomically.
 * :func:`choose` looks a problem up in a table (the containing rows/cols/k range, else the
   nearest measured shape); with no table given it reads ``SPIRAL_HEUR_TABLE`` or the
   table shipped in ``spiraljax/kernels/tables/<device class>.json``, and returns ``None``
@@ -57,6 +58,7 @@ import numpy as np
 
 from spiraljax.kernels.plan import (
     MK1_MAX_K,
+    RESIDENT_MAX,
     TABLE_ENV,
     Choice,
     DeviceCaps,
@@ -72,6 +74,7 @@ __all__ = [
     "TABLE_DIR",
     "RewriteResult",
     "choose",
+    "compile_variants",
     "default_candidates",
     "default_table_path",
     "device_class",
@@ -330,7 +333,10 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
     out += [rep(base, stages=s) for s in (1, 3)]
     out += [rep(base, mk=m) for m in (0, 1) if m == 0 or k <= MK1_MAX_K]
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
-    if pow2 <= 65536:  # resident: whole row kept in registers
+    # resident: the whole row kept in registers. Not beyond 2·RESIDENT_MAX: a 65536-entry
+    # row is 512 registers per thread at 4 warps (spilled), and its kernel took 40–70 s
+    # to compile against ≤ 7 s for any other candidate (benchmarks/kernel_ir.py)
+    if pow2 <= 2 * RESIDENT_MAX:
         out += [rep(base, use_2ce=False, tile=pow2, fcap=0, chunks=1, mkd=m) for m in (2, 4)]
     streamed = [t for t in (1024, 2048, 4096) if t < cols]
     for t in streamed:
@@ -450,30 +456,89 @@ def _kernel_fn(kind: str, k: int, choice: Choice):
     return jax.jit(lambda x: op(x, k, implementation="pallas", choice=choice))
 
 
-#: seconds of the first call (compilation included) per (kind, k, choice, input shape),
-#: filled by :func:`time_variants`; ``tune`` logs their sum per shape.
-FIRST_CALL_SECONDS: dict = {}
+#: seconds spent compiling each (kind, k, choice, input shape, dtype), filled by
+#: :func:`compile_variants`; ``tune`` logs their sum per shape.
+COMPILE_SECONDS: dict = {}
+_COMPILED: dict = {}
 
 
-def time_variants(kind: str, inputs: Sequence, k: int, choices: Sequence[Choice], **kw) -> list:
-    """``timing.time_choices`` with one compiled function per (kind, k, choice), reused
-    across calls (A/B trials time the same two plans many times).
+def _compile_workers() -> int:
+    return max(1, min(16, (os.cpu_count() or 2) - 1))
 
-    Returns ``[(choice, ms, error)]`` sorted by time; a failing variant gets ``inf``.
+
+def compile_variants(
+    kind: str, x, k: int, choices: Sequence[Choice], *, workers: int | None = None
+) -> dict:
+    """Ahead-of-time compile the Pallas Rank-K path of every ``Choice`` for inputs shaped
+    like ``x``, ``workers`` at a time; returns ``{choice: compiled function or exception}``.
+
+    Compiled functions are kept per (kind, k, choice, shape, dtype), so a later sweep or
+    A/B trial of the same plan does not compile again (failures are not kept). Lowering
+    (Python) runs in this thread; the compilations run in a thread pool — XLA releases the
+    GIL while it compiles, and on a GPU host most of a variant's compile time is its Triton
+    kernels', so ``workers`` variants compile side by side (default: the CPU count − 1, at
+    most 16).
     """
-    import jax
+    from concurrent.futures import ThreadPoolExecutor
 
+    workers = _compile_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be an integer ≥ 1")
+    where = (tuple(x.shape), str(x.dtype))
+    todo, out = [], {}
+    for ch in dict.fromkeys(choices):
+        key = (kind, k, ch, *where)
+        if key in _COMPILED:
+            out[ch] = _COMPILED[key]
+            continue
+        try:
+            todo.append((ch, key, _kernel_fn(kind, k, ch).lower(x)))
+        except Exception as err:  # a variant that does not lower must not end the sweep
+            out[ch] = err
+
+    def build(lowered):
+        t0 = time.perf_counter()
+        try:
+            return lowered.compile(), time.perf_counter() - t0
+        except Exception as err:
+            return err, time.perf_counter() - t0
+
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            built = list(pool.map(build, [low for _, _, low in todo]))
+        for (ch, key, _), (fn, secs) in zip(todo, built, strict=True):
+            out[ch] = fn
+            if not isinstance(fn, Exception):  # failures are not kept: tried again next time
+                _COMPILED[key] = fn
+                COMPILE_SECONDS[key] = secs
+    return out
+
+
+def time_variants(
+    kind: str,
+    inputs: Sequence,
+    k: int,
+    choices: Sequence[Choice],
+    *,
+    workers: int | None = None,
+    **kw,
+) -> list:
+    """``timing.time_calls`` of every ``Choice`` on the same inputs, after compiling the
+    variants side by side (:func:`compile_variants`; compiled functions are reused across
+    calls — A/B trials time the same two plans many times).
+
+    Returns ``[(choice, ms, error)]`` sorted by time; a variant that fails to lower,
+    compile or run gets ``inf`` and its error.
+    """
     from spiraljax.kernels.timing import time_calls
 
+    fns = compile_variants(kind, inputs[0], k, choices, workers=workers)
     out = []
     for ch in choices:
+        fn = fns[ch]
         try:
-            fn = _kernel_fn(kind, k, ch)
-            key = (kind, k, ch, tuple(x.shape for x in inputs[:1]))
-            if key not in FIRST_CALL_SECONDS:  # compile (and one run), kept for the log
-                t0 = time.perf_counter()
-                jax.block_until_ready(fn(inputs[0]))
-                FIRST_CALL_SECONDS[key] = time.perf_counter() - t0
+            if isinstance(fn, Exception):
+                raise fn
             out.append((ch, time_calls(fn, inputs, **kw), None))
         except Exception as err:  # a variant the compiler rejects must not end the trial
             out.append((ch, math.inf, f"{type(err).__name__}: {err}"[:300]))
@@ -496,6 +561,7 @@ def tune(
     output: str | os.PathLike | None = None,
     allow_interpret: bool = False,
     timer: Timer | None = None,
+    workers: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Measure Rank-K kernel variants over the grid ``rows × cols × ks`` (``0 < k < cols``)
@@ -511,15 +577,18 @@ def tune(
       allow_interpret: permit a non-GPU device (Pallas interpret mode: a functional check,
         not a tuning).
       timer: ``timer(kind, inputs, k, choices, **kw) -> [(choice, ms, error)]``, default
-        :func:`time_variants` (``timing.time_choices`` with compiled functions kept, so a
-        later A/B trial or check of the same plan does not recompile); injectable.
+        :func:`time_variants` (the shape's variants compiled side by side, compiled
+        functions kept so a later A/B trial or check of the same plan does not
+        recompile); injectable.
+      workers: variants compiled side by side by the default timer
+        (:func:`compile_variants`; default the CPU count − 1, at most 16).
 
     Every timed batch checks one output against the XLA path (indices and value bits); a
     variant that differs is excluded and listed under ``"mismatches"`` with a warning.
     """
     interpret = _require_device(allow_interpret, "tune")
     caps = caps or DeviceCaps.detect()
-    timer = timer or time_variants
+    timer = timer or functools.partial(time_variants, workers=workers)
     log = log or (lambda s: None)
     for name, v in (("repeats", repeats), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -551,6 +620,7 @@ def tune(
             cands = default_candidates(kind, r, c, k, caps)
         builtin = default_choice(kind, r, c, k, caps)
         cands = list(dict.fromkeys([builtin, *cands]))
+        t0 = time.perf_counter()
         xs = _inputs(r, c, dtype, 2, seed=r * 7 + c * 3 + k)
         check = _reference_check(kind, xs, k)
         res = timer(kind, xs, k, cands, reps=repeats, batch=batch, warmup=warmup, check=check)
@@ -582,14 +652,15 @@ def tune(
                 "measured": ok + [m for m in measured if m["ms"] is None],
             }
         )
-        first = sum(
+        compiled = sum(
             v
-            for key, v in FIRST_CALL_SECONDS.items()
-            if key[:2] == (kind, k) and key[3] == ((r, c),)
+            for key, v in COMPILE_SECONDS.items()
+            if key[:2] == (kind, k) and key[3:] == ((r, c), str(xs[0].dtype))
         )
         log(
             f"{where}: best {ok[0]['ms']:.4f} ms of {len(ok)} variants (built-in {bms} ms); "
-            f"first calls (compilation) {first:.1f} s"
+            f"compilation {compiled:.1f} s summed over the variants, "
+            f"{time.perf_counter() - t0:.1f} s wall for the shape"
         )
     import jax
 

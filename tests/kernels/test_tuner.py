@@ -141,6 +141,18 @@ def test_default_candidates_are_legal_and_include_the_builtin():
         assert any(ch.use_2ce for ch in cands)
 
 
+def test_default_candidates_keep_rows_resident_only_up_to_twice_the_builtin_limit():
+    caps = DeviceCaps.cuda()
+
+    def resident(cols):
+        cands = tuner.default_candidates("top", 1024, cols, 16, caps)
+        return [ch for ch in cands if ch.tile >= cols and not ch.use_2ce]
+
+    assert resident(16384)  # 2 · RESIDENT_MAX: still tried
+    assert not resident(16385)  # 32768-wide register rows: slow to compile, spilled
+    assert not resident(65536)
+
+
 # ----------------------------------------------------------------------------- tune
 
 
@@ -214,6 +226,44 @@ def test_tune_real_timer_checks_every_output(tmp_path):
         m["ms"] > 0 and m["error"] is None for m in e["measured"]
     )
     assert e["ms"] == min(m["ms"] for m in e["measured"])
+
+
+def test_compile_variants_compiles_side_by_side_and_keeps_the_results():
+    import jax.numpy as jnp
+
+    base = default_choice("top", 2, 300, 7, CPU)
+    cands = [base, dataclasses.replace(base, mkd=4), dataclasses.replace(base, mkd=3)]
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 300)).astype(np.float32))
+    fns = tuner.compile_variants("top", x, 7, cands, workers=3)
+    assert set(fns) == set(cands)
+    want = np.argsort(-np.asarray(x), axis=1, kind="stable")[:, :7]
+    for ch in cands:
+        _, idx = fns[ch](x)
+        np.testing.assert_array_equal(np.asarray(idx), want)
+        assert tuner.COMPILE_SECONDS[("top", 7, ch, (2, 300), "float32")] > 0
+    again = tuner.compile_variants("top", x, 7, cands[::-1], workers=1)
+    assert all(again[ch] is fns[ch] for ch in cands)  # kept, not compiled again
+
+
+def test_compile_variants_reports_a_failing_variant_without_ending_the_sweep(monkeypatch):
+    import jax.numpy as jnp
+
+    base = default_choice("top", 2, 300, 5, CPU)
+    bad = dataclasses.replace(base, mkd=3)
+    real = tuner._kernel_fn
+
+    def kernel_fn(kind, k, choice):
+        if choice == bad:
+            raise RuntimeError("this variant does not lower")
+        return real(kind, k, choice)
+
+    monkeypatch.setattr(tuner, "_kernel_fn", kernel_fn)
+    x = jnp.zeros((2, 300), jnp.float32)
+    res = tuner.time_variants("top", [x], 5, [bad, base], reps=1, batch=1, warmup=0)
+    assert res[0][0] == base and res[0][2] is None
+    assert res[1][0] == bad and res[1][1] == math.inf and "does not lower" in res[1][2]
+    with pytest.raises(ValueError, match="workers=0"):
+        tuner.compile_variants("top", x, 5, [base], workers=0)
 
 
 # ----------------------------------------------------------------------------- self-rewrite
