@@ -21,6 +21,8 @@ ORDER = [
     ("zspace_h200", "Z-space encoder, H200 GPU (`benchmarks/zspace.py`)"),
     ("rankk", "Rank-K (`benchmarks/rankk.py`)"),
     ("rankk_sample", "Rank-K sampled path (`benchmarks/rankk_sample.py`)"),
+    ("kernel_ir", "Rank-K kernel IR size, rolled radix passes (`benchmarks/kernel_ir.py`)"),
+    ("kernel_ir_unrolled", "Rank-K kernel IR size, before: unrolled passes"),
     ("spiralk", "SpiralK planning overhead (`benchmarks/spiralk_overhead.py`)"),
     ("distributed", "Distributed (`benchmarks/distributed.py`)"),
 ]
