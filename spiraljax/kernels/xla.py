@@ -110,9 +110,15 @@ def _block_size(n: int, k: int) -> int:
     reduce-window that materialises its operand. For n < 64 k the heap work of two
     ``top_k`` calls outweighs the shorter scans (measured on 256×4096, k = 128).
     """
-    if n < 64 * k:
+    return _pow2_block(n, k, min_ratio=64, exponent=int)
+
+
+def _pow2_block(n: int, kept: int, *, min_ratio: int, exponent) -> int:
+    """A power of two in [8, 32] near √(n / kept) (``exponent`` rounds its log2) that
+    divides n; 0 for rows shorter than ``min_ratio · kept`` or when none divides n."""
+    if n < min_ratio * kept:
         return 0
-    b = int(np.clip(2 ** int(np.log2(np.sqrt(n / k))), 8, 32))
+    b = int(np.clip(2 ** exponent(np.log2(np.sqrt(n / kept))), 8, 32))
     while b >= 8 and n % b:
         b //= 2
     return b if b >= 8 else 0
@@ -450,12 +456,7 @@ def _band_search(key, t: int, u: int, first, vlo, vhi, *, slack, dtype, ties_des
 
 def _band_block(n: int, kept: int) -> int:
     """Block length of the two-level band ``top_k`` (0: one ``top_k`` over the row)."""
-    if n < 32 * kept:
-        return 0
-    b = int(np.clip(2 ** round(np.log2(np.sqrt(n / kept))), 8, 32))
-    while b >= 8 and n % b:
-        b //= 2
-    return b if b >= 8 else 0
+    return _pow2_block(n, kept, min_ratio=32, exponent=round)
 
 
 def _band_take(key, k: int, t: int, lower, upper, slack):
