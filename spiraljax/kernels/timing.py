@@ -63,19 +63,10 @@ def time_calls(
 def time_choices(kind: str, inputs: Sequence, k: int, choices: Sequence, **kw) -> list:
     """Time the Pallas Rank-K path for each ``Choice`` on the same inputs.
 
-    Returns ``[(choice, ms), ...]`` sorted by time; a choice that fails to compile or
-    run is reported with ``ms = inf`` (and its error) rather than aborting the sweep.
+    Returns ``[(choice, ms, error), ...]`` sorted by time; a choice that fails to compile
+    or run is reported with ``ms = inf`` (and its error) rather than aborting the sweep.
+    The same as ``tuner.time_variants`` (variants compiled side by side and kept).
     """
-    import jax
+    from spiraljax.kernels.tuner import time_variants
 
-    from spiraljax.kernels import rank
-
-    op = {"top": rank.topk, "bottom": rank.bottomk, "mid": rank.midk}[kind]
-    out = []
-    for ch in choices:
-        f = jax.jit(lambda x, ch=ch: op(x, k, implementation="pallas", choice=ch))
-        try:
-            out.append((ch, time_calls(f, inputs, **kw), None))
-        except Exception as err:  # a variant the compiler rejects must not end the sweep
-            out.append((ch, float("inf"), f"{type(err).__name__}: {err}"[:300]))
-    return sorted(out, key=lambda t: t[1])
+    return time_variants(kind, inputs, k, choices, **kw)
