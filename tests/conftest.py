@@ -15,6 +15,11 @@ from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
 
+# Without a GPU the filtered Triton Rank-K kernels run in Triton's interpreter, which
+# needs this set before anything imports triton.
+if "TRITON_INTERPRET" not in os.environ and jax.default_backend() == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
+
 settings.register_profile(
     "spiraljax",
     deadline=None,

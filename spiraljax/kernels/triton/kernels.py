@@ -1,0 +1,132 @@
+"""Triton kernels of the filtered Rank-K selection (imported lazily: needs ``triton``).
+
+Three kernels, each one pass; ``select.py`` chains them and says why the result is exact.
+
+* ``scan`` (grid ``rows × chunks``) reads a chunk of ``C`` entries of a row once, as raw
+  bits, and turns them into the order key of ``keys.kind_key`` in registers.
+  ``MODE == 0``: writes the maxima of the chunk's ``G`` groups of ``C / G`` consecutive
+  keys (the *delegates* of Dr. Top-k). ``MODE == 1``: keeps the keys at or above a safe
+  threshold — the larger of the chunk's own bound (the k-th largest of its ``G`` group
+  maxima; ``G == 0``: none) and the row's bound from ``kth`` (``HINT``) — and appends
+  them to the row's candidate buffer at an offset taken with one atomic add per program,
+  packed as ``key << 32 | ~index`` so that one signed 64-bit order is (key descending,
+  index ascending).
+* ``kth`` (grid ``rows``): the k-th largest of a row's group maxima, a safe threshold.
+* ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k.
+
+The kernels are plain Python functions; ``compiled(name)`` wraps one with ``triton.jit``
+(GPU) and ``interpreted(name)`` with Triton's interpreter (CPU, the tests). A kernel here
+calls no other jitted function, because the interpreter cannot nest them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import triton
+import triton.language as tl
+
+# Globals a kernel reads must be constexpr for the Triton compiler.
+I32_MIN = tl.constexpr(-2147483648)
+I64_MIN = tl.constexpr(-9223372036854775808)
+
+# Input encodings (the raw bits the kernels read; see select._bits).
+F32, BF16, F16, I32, U32 = (tl.constexpr(v) for v in range(5))
+
+
+def scan(
+    x_ptr,
+    thr_ptr,
+    gm_ptr,
+    cnt_ptr,
+    cand_ptr,
+    n,
+    nseg,
+    seg_len,
+    C: tl.constexpr,
+    G: tl.constexpr,
+    K: tl.constexpr,
+    CAP: tl.constexpr,
+    DT: tl.constexpr,
+    BOTTOM: tl.constexpr,
+    MODE: tl.constexpr,
+    HINT: tl.constexpr,
+):
+    r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
+    c = tl.program_id(1)
+    start = (r % nseg) * seg_len
+    col = c * C + tl.arange(0, C)  # column inside the segment
+    valid = (col < seg_len) & (start + col < n)
+    offs = (r // nseg).to(tl.int64) * n + start + col
+    b = tl.load(x_ptr + offs, mask=valid, other=0)
+    # Order key (keys.signed_key) from the raw bits, integer ops only.
+    if DT == F32:
+        key = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
+        key = tl.where((b & 0x7FFFFFFF) > 0x7F800000, tl.where(b < 0, I32_MIN, 0x7FFFFFFF), key)
+    elif DT == BF16 or DT == F16:
+        b = b.to(tl.int32)  # int16 bits, sign-extended
+        key = tl.where(b < 0, b ^ 0x7FFF, b)
+        inf = 0x7F80 if DT == BF16 else 0x7C00
+        key = tl.where((b & 0x7FFF) > inf, tl.where(b < 0, -32768, 32767), key)
+    elif DT == I32:
+        key = b
+    else:
+        key = b ^ I32_MIN
+    if BOTTOM:
+        key = ~key
+    key = tl.where(valid, key, I32_MIN)
+    if MODE == 0:
+        gmax = tl.max(tl.reshape(key, (G, C // G)), axis=1)
+        tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + tl.arange(0, G), gmax)
+    else:
+        t = tl.full((), I32_MIN, tl.int32)
+        if G > 0:
+            srt = tl.sort(tl.max(tl.reshape(key, (G, C // G)), axis=1), descending=True)
+            t = tl.max(tl.where(tl.arange(0, G) == K - 1, srt, I32_MIN), axis=0)
+        if HINT:
+            t = tl.maximum(t, tl.load(thr_ptr + r))
+        keep = valid & (key >= t)
+        ones = keep.to(tl.int32)
+        base = tl.atomic_add(cnt_ptr + r, tl.sum(ones, axis=0))
+        pos = base + tl.cumsum(ones, axis=0) - 1
+        idx = (start + col).to(tl.int64)
+        packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
+        # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
+        cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
+        tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
+
+
+def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr):
+    r = tl.program_id(0)
+    i = tl.arange(0, GP)
+    g = tl.load(gm_ptr + r.to(tl.int64) * ng + i, mask=i < ng, other=I32_MIN)
+    srt = tl.sort(g, descending=True)
+    tl.store(thr_ptr + r, tl.max(tl.where(i == K - 1, srt, I32_MIN), axis=0))
+
+
+def pick(cnt_ptr, cand_ptr, idx_ptr, CAP: tl.constexpr, K: tl.constexpr):
+    r = tl.program_id(0)
+    i = tl.arange(0, CAP)
+    cnt = tl.load(cnt_ptr + r)
+    cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
+    v = tl.load(cand64 + r.to(tl.int64) * CAP + i, mask=i < cnt, other=I64_MIN)
+    srt = tl.sort(v, descending=True)
+    # ~packed keeps the index in its low 32 bits.
+    tl.store(idx_ptr + r.to(tl.int64) * K + i, (~srt).to(tl.int32), mask=i < K)
+
+
+_KERNELS = {"scan": scan, "kth": kth, "pick": pick}
+
+
+@functools.cache
+def compiled(name: str):
+    """The kernel ``name`` under ``triton.jit`` (for ``jax_triton.triton_call``)."""
+    return triton.jit(_KERNELS[name])
+
+
+@functools.cache
+def interpreted(name: str):
+    """The kernel ``name`` under Triton's interpreter (numpy on the CPU)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return InterpretedFunction(_KERNELS[name])

@@ -1,0 +1,143 @@
+"""The filtered Triton Rank-K kernels, run on CPU through Triton's interpreter.
+
+Every case compares indices with the XLA path (the reference of every backend) and
+checks whether the kernel path itself held the row (``ok``) where that is the point:
+random data must not need the fallback, a long tie must take it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spiraljax.kernels.triton import select as fsel
+from spiraljax.kernels.xla import select_indices as xla_indices
+
+# Not importorskip: importing triton here would precede TRITON_INTERPRET (conftest).
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="needs the triton package"
+)
+
+
+def _data(rng, rows, n, dtype, nasty=False):
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    if nasty:
+        m = rng.random((rows, n))
+        x[m < 0.05] = np.round(x[m < 0.05], 1)  # ties
+        x[(m > 0.5) & (m < 0.51)] = np.nan
+        x[(m > 0.6) & (m < 0.605)] = np.inf
+        x[(m > 0.7) & (m < 0.705)] = -np.inf
+        x[(m > 0.8) & (m < 0.81)] = -0.0
+        x[(m > 0.9) & (m < 0.91)] = 0.0
+        x[0, :3] = -np.nan
+    if np.dtype(dtype) == np.int32:
+        return jnp.asarray(np.round(np.nan_to_num(x) * 1000).astype(np.int32))
+    if np.dtype(dtype) == np.uint32:
+        return jnp.asarray((np.nan_to_num(x) * 1e8).astype(np.int64).astype(np.uint32))
+    return jnp.asarray(x).astype(dtype)
+
+
+def _check(x, k, kind, p, *, expect_ok=True):
+    idx, ok = jax.jit(lambda a: fsel.filtered_indices(a, k, kind, p, interpret=True))(x)
+    ref = xla_indices(x, k, kind)
+    if expect_ok is not None:
+        assert bool(ok) is expect_ok
+    if bool(ok):
+        np.testing.assert_array_equal(np.asarray(idx), np.asarray(ref))
+    out = fsel.select_indices(x, k, kind, p, interpret=True)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize(
+    ("rows", "n", "k", "kind", "dtype"),
+    [
+        (4, 4096, 8, "top", jnp.float32),
+        (3, 3000, 50, "bottom", jnp.float32),
+        (2, 2048, 100, "top", jnp.bfloat16),
+        (2, 2048, 16, "bottom", jnp.float16),
+        (3, 3001, 7, "top", jnp.int32),
+        (2, 1500, 9, "bottom", jnp.uint32),
+    ],
+)
+def test_random_rows_take_the_kernel_path(rows, n, k, kind, dtype):
+    rng = np.random.default_rng(rows * n + k)
+    _check(_data(rng, rows, n, dtype), k, kind, fsel.plan_filter(n, k))
+
+
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+def test_nan_inf_signed_zero_and_ties_are_exact(kind):
+    rng = np.random.default_rng(7)
+    x = _data(rng, 3, 4096, jnp.float32, nasty=True)
+    _check(x, 40, kind, fsel.plan_filter(4096, 40), expect_ok=None)
+
+
+def test_row_bound_path():
+    n, k = 4096, 300
+    p = fsel.plan_filter(n, k)
+    assert p.row_groups > 0 and p.groups == 0  # the chunk bound cannot help at this k
+    _check(_data(np.random.default_rng(3), 2, n, jnp.float32), k, "top", p)
+
+
+def test_segmented_rows_merge_exactly():
+    n, k = 5000, 12
+    p = fsel.plan_filter(n, k, segment=1024)
+    assert -(-n // p.seg_len) == 5 and p.seg_len % 256 == 0
+    x = _data(np.random.default_rng(4), 2, n, jnp.float32, nasty=True)
+    _check(x, k, "top", p, expect_ok=None)
+    _check(x, k, "bottom", p, expect_ok=None)
+
+
+def test_long_tie_takes_the_fallback():
+    n, k = 4096, 16
+    x = _data(np.random.default_rng(5), 3, n, jnp.float32).at[1, :].set(2.5)
+    _check(x, k, "top", fsel.plan_filter(n, k), expect_ok=False)
+
+
+def test_sorted_rows_take_the_fallback_and_stay_exact():
+    n, k = 2048, 32
+    x = jnp.tile(jnp.arange(n, dtype=jnp.float32), (2, 1))
+    _check(x, k, "top", fsel.plan_filter(n, k), expect_ok=False)
+
+
+def test_tiny_buffer_overflows_into_the_fallback():
+    n, k = 2048, 8
+    p = dataclasses.replace(fsel.plan_filter(n, k), capacity=8)
+    x = _data(np.random.default_rng(6), 2, n, jnp.float32)
+    _check(x, k, "top", p, expect_ok=False)
+
+
+@pytest.mark.parametrize(("n", "k"), [(4096, 8), (65536, 16), (65536, 128), (65536, 1024),
+                                      (32768, 50), (1 << 26, 128), (131072, 2048), (100, 5)])
+def test_plan_is_consistent(n, k):
+    p = fsel.plan_filter(n, k)
+    assert p is not None
+    assert p.capacity >= k and p.capacity & (p.capacity - 1) == 0
+    assert p.capacity <= fsel.CAPACITY_MAX
+    assert p.chunk & (p.chunk - 1) == 0 and p.seg_len <= fsel.SEGMENT
+    if p.groups:
+        assert p.groups >= 2 * k and p.chunk // p.groups >= 2
+    if p.row_groups:
+        assert p.row_groups > k and p.row_groups % p.chunks == 0
+    nseg = -(-n // p.seg_len)
+    assert n - (nseg - 1) * p.seg_len > k  # the last segment holds k keys
+
+
+def test_plan_refuses_what_does_not_fit():
+    assert fsel.plan_filter(10, 10) is None
+    assert fsel.plan_filter(65536, 20000) is None  # buffer beyond CAPACITY_MAX
+
+
+def test_survivor_estimate():
+    assert math.isinf(fsel._survivors(8, 8))
+    assert fsel._survivors(64, 16) == pytest.approx(-64 * math.log(0.75))
+
+
+def test_bad_kind():
+    with pytest.raises(ValueError, match="kind='mid'"):
+        fsel.filtered_indices(jnp.zeros((2, 64)), 4, "mid", interpret=True)
