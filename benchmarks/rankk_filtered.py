@@ -67,20 +67,14 @@ def variants(n, k):
     out = {"default": base}
     if base is None:
         return out
-    for c in (2048, 4096, 8192, 16384):
-        if c != base.chunk and c <= max(base.seg_len, 2048):
-            p = fsel.plan_filter(n, k, chunk=c)
-            if p is not None:
-                out[f"chunk{c}"] = p
-    if base.row_groups == 0 and k >= 32:
-        g = min(8192, 1 << int(np.ceil(np.log2(8 * k))))
-        g = max(g, base.chunks)
-        out["rowbound"] = dataclasses.replace(
-            base, row_groups=g, capacity=max(fsel._pow2ceil(2 * k + 64), 256)
-        )
-    for w in (4, 16):
-        if w != base.warps:
-            out[f"warps{w}"] = dataclasses.replace(base, warps=w)
+    out["atomic"] = dataclasses.replace(base, atomic_slots=True)
+    if base.row_groups:
+        out["search"] = dataclasses.replace(base, search_kth=True)
+        out["search_atomic"] = dataclasses.replace(base, search_kth=True, atomic_slots=True)
+    c = base.chunk * 2 if base.chunk < 8192 else base.chunk // 2
+    p = fsel.plan_filter(n, k, chunk=c)
+    if p is not None and p.chunk != base.chunk:
+        out[f"chunk{p.chunk}_atomic"] = dataclasses.replace(p, atomic_slots=True)
     return out
 
 

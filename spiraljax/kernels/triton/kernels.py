@@ -51,6 +51,7 @@ def scan(
     BOTTOM: tl.constexpr,
     MODE: tl.constexpr,
     HINT: tl.constexpr,
+    ATOMIC: tl.constexpr = 0,
 ):
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     c = tl.program_id(1)
@@ -79,16 +80,20 @@ def scan(
         gmax = tl.max(tl.reshape(key, (G, C // G)), axis=1)
         tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + tl.arange(0, G), gmax)
     else:
-        t = tl.full((), I32_MIN, tl.int32)
+        t = r * 0 + I32_MIN
         if G > 0:
             srt = tl.sort(tl.max(tl.reshape(key, (G, C // G)), axis=1), descending=True)
             t = tl.max(tl.where(tl.arange(0, G) == K - 1, srt, I32_MIN), axis=0)
         if HINT:
             t = tl.maximum(t, tl.load(thr_ptr + r))
         keep = valid & (key >= t)
-        ones = keep.to(tl.int32)
-        base = tl.atomic_add(cnt_ptr + r, tl.sum(ones, axis=0))
-        pos = base + tl.cumsum(ones, axis=0) - 1
+        if ATOMIC:
+            # One atomic per survivor: no prefix sum over the chunk (survivors are few).
+            pos = tl.atomic_add(cnt_ptr + r + tl.zeros_like(col), 1, mask=keep)
+        else:
+            ones = keep.to(tl.int32)
+            base = tl.atomic_add(cnt_ptr + r, tl.sum(ones, axis=0))
+            pos = base + tl.cumsum(ones, axis=0) - 1
         idx = (start + col).to(tl.int64)
         packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
         # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
@@ -96,12 +101,22 @@ def scan(
         tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
 
 
-def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr):
+def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.constexpr = 0):
     r = tl.program_id(0)
     i = tl.arange(0, GP)
     g = tl.load(gm_ptr + r.to(tl.int64) * ng + i, mask=i < ng, other=I32_MIN)
-    srt = tl.sort(g, descending=True)
-    tl.store(thr_ptr + r, tl.max(tl.where(i == K - 1, srt, I32_MIN), axis=0))
+    if SEARCH:
+        # Bit by bit from the top: the largest t with #{g >= t} >= K (a 32-step loop,
+        # far smaller to compile than a sort of GP values).
+        u = r * 0  # the bits found so far, in the unsigned order (an int32 scalar)
+        for j in range(32):
+            cand = u | ((u * 0 + 1) << (31 - j))
+            cnt = tl.sum((g >= (cand ^ I32_MIN)).to(tl.int32), axis=0)
+            u = tl.where(cnt >= K, cand, u)
+        tl.store(thr_ptr + r, u ^ I32_MIN)
+    else:
+        srt = tl.sort(g, descending=True)
+        tl.store(thr_ptr + r, tl.max(tl.where(i == K - 1, srt, I32_MIN), axis=0))
 
 
 def pick(cnt_ptr, cand_ptr, idx_ptr, CAP: tl.constexpr, K: tl.constexpr):

@@ -64,6 +64,9 @@ class FilterParams:
       capacity: candidate slots per row (a power of two).
       warps: warps per ``scan`` program.
       pick_warps: warps per ``pick`` program.
+      atomic_slots: survivors take their buffer slot with one atomic add each instead of
+        a prefix sum over the chunk.
+      search_kth: the row bound by a 32-step bitwise search instead of a sort.
     """
 
     seg_len: int
@@ -73,6 +76,8 @@ class FilterParams:
     capacity: int
     warps: int = 8
     pick_warps: int = 8
+    atomic_slots: bool = False
+    search_kth: bool = False
 
     @property
     def chunks(self) -> int:
@@ -104,7 +109,8 @@ def plan_filter(
     if n > segment:
         # Segments of (nearly) equal length, so the last one holds at least k keys too.
         nseg = -(-n // segment)
-        seg_len = -(-(-(-n // nseg)) // 256) * 256
+        per_seg = -(-n // nseg)
+        seg_len = -(-per_seg // 256) * 256
         if n - (nseg - 1) * seg_len <= k:
             return None
     if not 1 <= k < seg_len:
@@ -153,7 +159,16 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
     """The three launches as (kernel, grid, inputs, outputs, constants, warps) specs."""
     nseg = -(-n // p.seg_len)
     vr = rows * nseg
-    common = dict(n=n, nseg=nseg, seg_len=p.seg_len, C=p.chunk, K=k, DT=code, BOTTOM=int(bottom))
+    common = dict(
+        n=n,
+        nseg=nseg,
+        seg_len=p.seg_len,
+        C=p.chunk,
+        K=k,
+        DT=code,
+        BOTTOM=int(bottom),
+        ATOMIC=int(p.atomic_slots),
+    )
     steps = []
     if p.row_groups:
         g0 = p.row_groups // p.chunks
@@ -178,7 +193,7 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
                 (vr,),
                 ("gm",),
                 (("thr", (vr,), np.int32),),
-                dict(ng=p.row_groups, GP=_pow2ceil(p.row_groups), K=k),
+                dict(ng=p.row_groups, GP=_pow2ceil(p.row_groups), K=k, SEARCH=int(p.search_kth)),
                 4 if p.row_groups <= 2048 else 8,
                 (),
             )
@@ -189,7 +204,13 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
             (vr, p.chunks),
             ("x", "thr" if p.row_groups else "none32", "none32"),
             (("cnt", (vr,), np.int32), ("cand", (vr, 2 * p.capacity), np.int32)),
-            dict(common, G=p.groups, CAP=p.capacity, MODE=1, HINT=int(bool(p.row_groups))),
+            dict(
+                common,
+                G=p.groups,
+                CAP=p.capacity,
+                MODE=1,
+                HINT=int(bool(p.row_groups)),
+            ),
             p.warps,
             ("cnt",),
         )
