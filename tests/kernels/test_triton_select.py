@@ -77,18 +77,31 @@ def test_nan_inf_signed_zero_and_ties_are_exact(kind):
     _check(x, 40, kind, fsel.plan_filter(4096, 40), expect_ok=None)
 
 
-def test_row_bound_path():
-    n, k = 4096, 300
-    p = fsel.plan_filter(n, k)
+@pytest.mark.parametrize("search", [False, True])
+def test_row_bound_path(search):
+    n, k = 2048, 150
+    p = dataclasses.replace(fsel.plan_filter(n, k), search_kth=search)
     assert p.row_groups > 0 and p.groups == 0  # the chunk bound cannot help at this k
     _check(_data(np.random.default_rng(3), 2, n, jnp.float32), k, "top", p)
 
 
+def test_atomic_slots():
+    n, k = 2048, 20
+    p = dataclasses.replace(fsel.plan_filter(n, k), atomic_slots=True)
+    _check(
+        _data(np.random.default_rng(8), 2, n, jnp.float32, nasty=True),
+        k,
+        "bottom",
+        p,
+        expect_ok=None,
+    )
+
+
 def test_segmented_rows_merge_exactly():
-    n, k = 5000, 12
+    n, k = 3000, 12
     p = fsel.plan_filter(n, k, segment=1024)
-    assert -(-n // p.seg_len) == 5 and p.seg_len % 256 == 0
-    x = _data(np.random.default_rng(4), 2, n, jnp.float32, nasty=True)
+    assert -(-n // p.seg_len) == 3 and p.seg_len % 256 == 0
+    x = _data(np.random.default_rng(4), 1, n, jnp.float32, nasty=True)
     _check(x, k, "top", p, expect_ok=None)
     _check(x, k, "bottom", p, expect_ok=None)
 
@@ -112,8 +125,19 @@ def test_tiny_buffer_overflows_into_the_fallback():
     _check(x, k, "top", p, expect_ok=False)
 
 
-@pytest.mark.parametrize(("n", "k"), [(4096, 8), (65536, 16), (65536, 128), (65536, 1024),
-                                      (32768, 50), (1 << 26, 128), (131072, 2048), (100, 5)])
+@pytest.mark.parametrize(
+    ("n", "k"),
+    [
+        (4096, 8),
+        (65536, 16),
+        (65536, 128),
+        (65536, 1024),
+        (32768, 50),
+        (1 << 26, 128),
+        (131072, 2048),
+        (100, 5),
+    ],
+)
 def test_plan_is_consistent(n, k):
     p = fsel.plan_filter(n, k)
     assert p is not None
