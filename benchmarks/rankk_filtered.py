@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from spiraljax.kernels import bottomk, topk
+from spiraljax.kernels import bottomk, midk, topk
 from spiraljax.kernels.timing import time_calls
 from spiraljax.kernels.triton import select as fsel
 from spiraljax.kernels.xla import select_indices as xla_indices
@@ -45,6 +45,8 @@ SHAPES = [
     ("bottom", 1024, 65536, 16, "float32"),
     ("top", 1024, 65536, 16, "bfloat16"),
     ("top", 256, 131072, 2048, "float32"),
+    ("mid", 1024, 65536, 16, "float32"),
+    ("mid", 4096, 32768, 50, "float32"),
 ]
 
 
@@ -60,6 +62,17 @@ def nasty(rows, cols, dtype, seed):
     x[(m > 0.8) & (m < 0.801)] = -0.0
     x[(m > 0.9) & (m < 0.901)] = 0.0
     return jnp.asarray(x).astype(dtype)
+
+
+def mid_variants(n, k):
+    base = fsel.plan_mid(n, k)
+    out = {"default": base}
+    if base is not None:
+        for m in (2048, 4096, 16384):
+            p = fsel.plan_mid(n, k, sample=m)
+            if p is not None and p.sample != base.sample:
+                out[f"sample{m}"] = p
+    return out
 
 
 def variants(n, k):
@@ -99,11 +112,15 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
             raise AssertionError(f"{kind} {rows}x{cols} k={k} {dt.name}: indices differ")
 
     results = {}
-    for name, p in variants(cols, k).items():
+    mid = kind == "mid"
+    for name, p in (mid_variants(cols, k) if mid else variants(cols, k)).items():
         if p is None:
             results[name] = {"error": "no plan"}
             continue
-        f = jax.jit(lambda x, p=p: fsel.select_indices(x, k, kind, p))
+        if mid:
+            f = jax.jit(lambda x, p=p: fsel.select_mid_indices(x, k, p))
+        else:
+            f = jax.jit(lambda x, p=p: fsel.select_indices(x, k, kind, p))
         try:
             t0 = time.perf_counter()
             jax.block_until_ready(f(xs[0]))
@@ -111,9 +128,10 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
             check(f(xs[0]), 0)
             ms = time_calls(f, xs, reps=args.reps, batch=args.batch, check=check)
             # survivors per row against the buffer (did the kernel path hold?)
-            _, ok, _ = jax.jit(lambda x, p=p: fsel._filtered(x, k, kind == "bottom", p, False))(
-                xs[0]
-            )
+            if mid:
+                _, ok = jax.jit(lambda x, p=p: fsel.filtered_mid_indices(x, k, p))(xs[0])
+            else:
+                _, ok = jax.jit(lambda x, p=p: fsel.filtered_indices(x, k, kind, p))(xs[0])
             results[name] = {
                 "ms": ms,
                 "first_s": first,
@@ -125,9 +143,12 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
         print(f"  {kind} {rows}x{cols} k={k} {dt.name} {name}: {results[name]}", flush=True)
     row["variants"] = results
     # exactness on nasty data (default plan), and on a long tie (must fall back)
-    p = fsel.plan_filter(cols, k)
+    p = fsel.plan_mid(cols, k) if mid else fsel.plan_filter(cols, k)
     if p is not None and not big:
-        f = jax.jit(lambda x: fsel.select_indices(x, k, kind, p))
+        if mid:
+            f = jax.jit(lambda x: fsel.select_mid_indices(x, k, p))
+        else:
+            f = jax.jit(lambda x: fsel.select_indices(x, k, kind, p))
         for s in range(2):
             xn = nasty(rows, cols, dt, s)
             if not np.array_equal(np.asarray(f(xn)), np.asarray(ref_f(xn))):
@@ -137,9 +158,17 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
             raise AssertionError("long tie differs")
         row["nasty_exact"] = True
     # the peers and today's default
-    op = topk if kind == "top" else bottomk
+    op = {"top": topk, "bottom": bottomk, "mid": midk}[kind]
     today = jax.jit(lambda x: op(x, k))
     row["today_ms"] = time_calls(today, xs, reps=args.reps, batch=args.batch)
+    if mid:  # the Mid-K target: within 1.5x of a Top-K of the same shape
+        row["raft_ms"] = time_calls(
+            jax.jit(lambda x: fsel.select_indices(x, k, "top")),
+            xs,
+            reps=args.reps,
+            batch=args.batch,
+        )
+        return row
     sign = 1 if kind == "top" else -1
     lax_f = jax.jit(lambda x: jax.lax.top_k(sign * x, k, is_stable=False))
     row["raft_ms"] = time_calls(lax_f, xs, reps=args.reps, batch=args.batch)

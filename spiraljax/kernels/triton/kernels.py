@@ -11,8 +11,14 @@ Three kernels, each one pass; ``select.py`` chains them and says why the result 
   them to the row's candidate buffer at an offset taken with one atomic add per program,
   packed as ``key << 32 | ~index`` so that one signed 64-bit order is (key descending,
   index ascending).
-* ``kth`` (grid ``rows``): the k-th largest of a row's group maxima, a safe threshold.
-* ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k.
+  ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
+  above it. ``MODE == 3`` (Mid-K): writes the keys of a sample of the row (blocks of
+  ``SB`` consecutive keys at even strides) for the band's estimate.
+* ``kth`` (grid ``rows``): the k-th largest of a row's group maxima (or sample keys).
+* ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k
+  (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``).
+
+Counters are two int32 per row: survivors, and (Mid-K) keys above the band.
 
 The kernels are plain Python functions; ``compiled(name)`` wraps one with ``triton.jit``
 (GPU) and ``interpreted(name)`` with Triton's interpreter (CPU, the tests). A kernel here
@@ -52,11 +58,16 @@ def scan(
     MODE: tl.constexpr,
     HINT: tl.constexpr,
     ATOMIC: tl.constexpr = 0,
+    SB: tl.constexpr = 32,
 ):
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     c = tl.program_id(1)
     start = (r % nseg) * seg_len
-    col = c * C + tl.arange(0, C)  # column inside the segment
+    if MODE == 3:
+        lane = tl.arange(0, C)
+        col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
+    else:
+        col = c * C + tl.arange(0, C)  # column inside the segment
     valid = (col < seg_len) & (start + col < n)
     offs = (r // nseg).to(tl.int64) * n + start + col
     b = tl.load(x_ptr + offs, mask=valid, other=0)
@@ -79,20 +90,27 @@ def scan(
     if MODE == 0:
         gmax = tl.max(tl.reshape(key, (G, C // G)), axis=1)
         tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + tl.arange(0, G), gmax)
+    elif MODE == 3:
+        tl.store(gm_ptr + r.to(tl.int64) * C + tl.arange(0, C), key)
     else:
-        t = r * 0 + I32_MIN
-        if G > 0:
-            srt = tl.sort(tl.max(tl.reshape(key, (G, C // G)), axis=1), descending=True)
-            t = tl.max(tl.where(tl.arange(0, G) == K - 1, srt, I32_MIN), axis=0)
-        if HINT:
-            t = tl.maximum(t, tl.load(thr_ptr + r))
-        keep = valid & (key >= t)
+        if MODE == 2:
+            hi = tl.load(gm_ptr + r)
+            keep = valid & (key >= tl.load(thr_ptr + r)) & (key <= hi)
+            tl.atomic_add(cnt_ptr + 2 * r + 1, tl.sum((valid & (key > hi)).to(tl.int32), axis=0))
+        else:
+            t = r * 0 + I32_MIN
+            if G > 0:
+                srt = tl.sort(tl.max(tl.reshape(key, (G, C // G)), axis=1), descending=True)
+                t = tl.max(tl.where(tl.arange(0, G) == K - 1, srt, I32_MIN), axis=0)
+            if HINT:
+                t = tl.maximum(t, tl.load(thr_ptr + r))
+            keep = valid & (key >= t)
         if ATOMIC:
             # One atomic per survivor: no prefix sum over the chunk (survivors are few).
-            pos = tl.atomic_add(cnt_ptr + r + tl.zeros_like(col), 1, mask=keep)
+            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
         else:
             ones = keep.to(tl.int32)
-            base = tl.atomic_add(cnt_ptr + r, tl.sum(ones, axis=0))
+            base = tl.atomic_add(cnt_ptr + 2 * r, tl.sum(ones, axis=0))
             pos = base + tl.cumsum(ones, axis=0) - 1
         idx = (start + col).to(tl.int64)
         packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
@@ -119,15 +137,26 @@ def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.const
         tl.store(thr_ptr + r, tl.max(tl.where(i == K - 1, srt, I32_MIN), axis=0))
 
 
-def pick(cnt_ptr, cand_ptr, idx_ptr, CAP: tl.constexpr, K: tl.constexpr):
+def pick(
+    cnt_ptr,
+    cand_ptr,
+    idx_ptr,
+    CAP: tl.constexpr,
+    K: tl.constexpr,
+    MID: tl.constexpr = 0,
+    S_RANK: tl.constexpr = 0,
+):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
-    cnt = tl.load(cnt_ptr + r)
+    cnt = tl.load(cnt_ptr + 2 * r)
     cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
     v = tl.load(cand64 + r.to(tl.int64) * CAP + i, mask=i < cnt, other=I64_MIN)
     srt = tl.sort(v, descending=True)
+    j = i
+    if MID:
+        j = i - (S_RANK - tl.load(cnt_ptr + 2 * r + 1))
     # ~packed keeps the index in its low 32 bits.
-    tl.store(idx_ptr + r.to(tl.int64) * K + i, (~srt).to(tl.int32), mask=i < K)
+    tl.store(idx_ptr + r.to(tl.int64) * K + j, (~srt).to(tl.int32), mask=(j >= 0) & (j < K))
 
 
 _KERNELS = {"scan": scan, "kth": kth, "pick": pick}

@@ -203,7 +203,7 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
             "scan",
             (vr, p.chunks),
             ("x", "thr" if p.row_groups else "none32", "none32"),
-            (("cnt", (vr,), np.int32), ("cand", (vr, 2 * p.capacity), np.int32)),
+            (("cnt", (vr, 2), np.int32), ("cand", (vr, 2 * p.capacity), np.int32)),
             dict(
                 common,
                 G=p.groups,
@@ -229,13 +229,21 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
     return steps
 
 
-def _run_gpu(bits, rows, n, k, p, code, bottom):
+def _presets(rows: int, consts=()):
+    """Arrays the launches read that no launch writes: dummies and constant bounds."""
+    pre = {"none32": ((1,), 0), "none64": ((2,), 0)}
+    pre.update({name: ((rows,), value) for name, value in consts})
+    return pre
+
+
+def _run_gpu(bits, steps, presets):
     import jax_triton as jt  # GPU-only, imported lazily
 
     from spiraljax.kernels.triton import kernels
 
-    env = {"x": bits, "none32": jnp.zeros((1,), I32), "none64": jnp.zeros((2,), I32)}
-    for name, grid, ins, outs, consts, warps, zeroed in _launches(rows, n, k, p, code, bottom):
+    env = {"x": bits}
+    env.update({a: jnp.full(shape, v, I32) for a, (shape, v) in presets.items()})
+    for name, grid, ins, outs, consts, warps, zeroed in steps:
         shapes = [jax.ShapeDtypeStruct(s, d) for _, s, d in outs]
         res = jt.triton_call(
             *[env[i] for i in ins],
@@ -321,15 +329,12 @@ def _interpreter_kernels():
     return kernels
 
 
-def _run_interpreted(bits, rows, n, k, p, code, bottom):
+def _run_interpreted(bits, steps, presets):
     kernels = _interpreter_kernels()
 
-    env = {
-        "x": np.ascontiguousarray(bits),
-        "none32": np.zeros((1,), np.int32),
-        "none64": np.zeros((2,), np.int32),
-    }
-    for name, grid, ins, outs, consts, _, _ in _launches(rows, n, k, p, code, bottom):
+    env = {"x": np.ascontiguousarray(bits)}
+    env.update({a: np.full(shape, v, np.int32) for a, (shape, v) in presets.items()})
+    for name, grid, ins, outs, consts, _, _ in steps:
         for o, shape, dtype in outs:
             # Poisoned, except the counters: a slot the kernels forget shows up as garbage.
             env[o] = np.zeros(shape, dtype) if o == "cnt" else np.full(shape, -7, dtype)
@@ -338,26 +343,31 @@ def _run_interpreted(bits, rows, n, k, p, code, bottom):
     return env["idx"], env["cnt"]
 
 
+def _execute(bits, steps, presets, out_rows: int, k: int, interpret: bool):
+    """Run the launches; returns the ``idx`` (out_rows, k) and ``cnt`` (out_rows, 2) arrays."""
+    if interpret:
+        shapes = (
+            jax.ShapeDtypeStruct((out_rows, k), I32),
+            jax.ShapeDtypeStruct((out_rows, 2), I32),
+        )
+        return jax.pure_callback(
+            functools.partial(_run_interpreted, steps=steps, presets=presets),
+            shapes,
+            bits,
+            vmap_method="sequential",
+        )
+    return _run_gpu(bits, steps, presets)
+
+
 def _filtered(x2d, k: int, bottom: bool, p: FilterParams, interpret: bool):
     """Indices (rows, k) of the k largest kind keys of each row and a flag "all rows fit"."""
     rows, n = x2d.shape
     bits, code = _bits(x2d)
     nseg = -(-n // p.seg_len)
-    if interpret:
-        shapes = (
-            jax.ShapeDtypeStruct((rows * nseg, k), I32),
-            jax.ShapeDtypeStruct((rows * nseg,), I32),
-        )
-        idx, cnt = jax.pure_callback(
-            functools.partial(_run_interpreted, rows=rows, n=n, k=k, p=p, code=code, bottom=bottom),
-            shapes,
-            bits,
-            vmap_method="sequential",
-        )
-    else:
-        idx, cnt = _run_gpu(bits, rows, n, k, p, code, bottom)
+    steps = _launches(rows, n, k, p, code, bottom)
+    idx, cnt = _execute(bits, steps, _presets(rows * nseg), rows * nseg, k, interpret)
     # A safe bound keeps ≥ k keys of every (virtual) row; more than the buffer: not held.
-    ok = jnp.all((cnt <= p.capacity) & (cnt >= k))
+    ok = jnp.all((cnt[:, 0] <= p.capacity) & (cnt[:, 0] >= k))
     return idx.reshape(rows, nseg * k), ok, nseg
 
 
@@ -419,3 +429,144 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
         idx = jnp.take_along_axis(idx, pos, axis=-1)
         ok = ok & ok2
     return idx, ok
+
+
+# ---------------------------------------------------------------------------------------
+# Mid-K: ranks s … s + k − 1 (s = ⌊(n − k)/2⌋) of the selected-first order of the
+# complemented key (ascending values). No safe bound exists for middle ranks, so the band
+# comes from a sample and is *verified*: with ``above`` keys over the band and ``cnt``
+# inside it, the band holds the wanted ranks iff above ≤ s and above + cnt ≥ s + k.
+
+#: Keys per sample block (consecutive, so the sample reads whole sectors).
+SAMPLE_BLOCK = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class MidParams:
+    """Launch parameters of the filtered Mid-K of rows of n keys.
+
+    Attributes:
+      sample: sample keys per row (a power of two; the whole row when n ≤ sample).
+      chunk: keys per ``scan`` program.
+      capacity: candidate slots per row.
+      sigmas: half-width of the band, in standard deviations of the sample quantile.
+    """
+
+    sample: int
+    chunk: int
+    capacity: int
+    sigmas: float = 4.0
+    warps: int = 8
+    pick_warps: int = 8
+
+
+def _band_ranks(n: int, k: int, p: MidParams) -> tuple[int, int, int]:
+    """Sample ranks (1-based, from the top) of the band's upper and lower ends; sample size."""
+    s = (n - k) // 2
+    if n <= p.sample:
+        return s + 1, s + k, n  # the sample is the row: the band is exact
+    m = p.sample
+    hi_q, lo_q = s / n, (s + k) / n
+    d_hi = p.sigmas * math.sqrt(m * hi_q * (1 - hi_q)) + 1
+    d_lo = p.sigmas * math.sqrt(m * lo_q * (1 - lo_q)) + 1
+    return math.floor(hi_q * m - d_hi) + 1, math.ceil(lo_q * m + d_lo), m
+
+
+def plan_mid(n: int, k: int, *, sample: int = 8192) -> MidParams | None:
+    """Default Mid-K launch parameters for rows of n keys, or None where they do not fit."""
+    if not 1 <= k < n or n > SEGMENT:
+        return None
+    sample = min(sample, _pow2ceil(n))
+    p = MidParams(sample=sample, chunk=min(4096, _pow2ceil(n)), capacity=0)
+    j_hi, j_lo, m = _band_ranks(n, k, p)
+    expect = (j_lo - j_hi + 1) * n / m
+    cap = max(_pow2ceil(1.25 * expect + 64), _pow2ceil(k))
+    if cap > CAPACITY_MAX:
+        return None
+    return dataclasses.replace(p, capacity=cap, pick_warps=4 if cap <= 1024 else 8)
+
+
+def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
+    s = (n - k) // 2
+    j_hi, j_lo, m = _band_ranks(n, k, p)
+    sb = SAMPLE_BLOCK if n > p.sample else p.sample
+    common = dict(n=n, nseg=1, seg_len=n, K=k, DT=code, BOTTOM=1, ATOMIC=0, HINT=0)
+    steps = [
+        (
+            "scan",
+            (rows, 1),
+            ("x", "none32"),
+            (
+                ("gm", (rows, p.sample), np.int32),
+                ("none32", (1,), np.int32),
+                ("none64", (2,), np.int32),
+            ),
+            dict(common, C=p.sample, G=0, CAP=1, MODE=3, SB=sb),
+            8,
+            (),
+        )
+    ]
+    consts = []
+    for name, j, default in (("hi", j_hi, 2**31 - 1), ("lo", j_lo, -(2**31))):
+        if 1 <= j <= m:
+            steps.append(
+                (
+                    "kth",
+                    (rows,),
+                    ("gm",),
+                    ((name, (rows,), np.int32),),
+                    dict(ng=p.sample, GP=p.sample, K=j, SEARCH=1),
+                    8,
+                    (),
+                )
+            )
+        else:
+            consts.append((name, default))  # the band is open on this side
+    nch = -(-n // p.chunk)
+    steps.append(
+        (
+            "scan",
+            (rows, nch),
+            ("x", "lo", "hi"),
+            (("cnt", (rows, 2), np.int32), ("cand", (rows, 2 * p.capacity), np.int32)),
+            dict(common, C=p.chunk, G=0, CAP=p.capacity, MODE=2, SB=SAMPLE_BLOCK),
+            p.warps,
+            ("cnt",),
+        )
+    )
+    steps.append(
+        (
+            "pick",
+            (rows,),
+            ("cnt", "cand"),
+            (("idx", (rows, k), np.int32),),
+            dict(CAP=p.capacity, K=k, MID=1, S_RANK=s),
+            p.pick_warps,
+            (),
+        )
+    )
+    return steps, consts
+
+
+def filtered_mid_indices(x2d, k: int, p: MidParams | None = None, *, interpret: bool = False):
+    """Mid-K indices (rows, k) by the filtered kernels and the flag "every band held"."""
+    rows, n = x2d.shape
+    if p is None:
+        p = plan_mid(n, k)
+    if p is None:
+        raise ValueError(f"no filtered Mid-K plan for n={n}, k={k}")
+    bits, code = _bits(x2d)
+    steps, consts = _mid_launches(rows, n, k, p, code)
+    idx, cnt = _execute(bits, steps, _presets(rows, consts), rows, k, interpret)
+    s = (n - k) // 2
+    inside, above = cnt[:, 0], cnt[:, 1]
+    ok = jnp.all((inside <= p.capacity) & (above <= s) & (above + inside >= s + k))
+    return idx, ok
+
+
+def select_mid_indices(x2d, k: int, p: MidParams | None = None, *, interpret: bool = False):
+    """Exact Mid-K indices (rows, k); the XLA path when some row's band did not hold."""
+    from spiraljax.kernels.xla import select_indices as xla_indices
+
+    idx, ok = filtered_mid_indices(x2d, k, p, interpret=interpret)
+    return lax.cond(ok, lambda: idx, lambda: xla_indices(x2d, k, "mid"))
