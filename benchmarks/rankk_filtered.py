@@ -219,12 +219,6 @@ def main():
     except ImportError:
         torch = None
     rows = []
-    for sh in shapes:
-        try:
-            rows.append(run_shape(*sh, args, torch))
-        except Exception as e:
-            rows.append({"shape": sh, "error": f"{type(e).__name__}: {str(e)[:500]}"})
-            print("ERROR", sh, rows[-1]["error"], flush=True)
     meta = {
         "device": str(jax.devices()[0].device_kind),
         "jax": jax.__version__,
@@ -238,11 +232,17 @@ def main():
         pass
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "rankk_filtered.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(path + ".tmp", path)
+    for sh in shapes:
+        try:
+            rows.append(run_shape(*sh, args, torch))
+        except Exception as e:
+            rows.append({"shape": sh, "error": f"{type(e).__name__}: {str(e)[:500]}"})
+            print("ERROR", sh, rows[-1]["error"], flush=True)
+        with open(path + ".tmp", "w") as fh:  # after every shape: a timeout keeps the rest
+            json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(path + ".tmp", path)
     print(meta)
     print(
         f"{'shape':38s} {'best':>7s} {'variant':>10s} {'today':>7s} {'raft':>7s} "
