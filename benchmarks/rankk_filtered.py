@@ -80,14 +80,16 @@ def variants(n, k):
     out = {"default": base}
     if base is None:
         return out
-    out["atomic"] = dataclasses.replace(base, atomic_slots=True)
+    if base.groups:
+        out["refine0"] = dataclasses.replace(base, refine=0)
+        out["refine8"] = dataclasses.replace(base, refine=8)
+        out["norunning"] = dataclasses.replace(base, running=False)
     if base.row_groups:
-        out["search"] = dataclasses.replace(base, search_kth=True)
-        out["search_atomic"] = dataclasses.replace(base, search_kth=True, atomic_slots=True)
+        out["kth_sort"] = dataclasses.replace(base, search_kth=False)
     c = base.chunk * 2 if base.chunk < 8192 else base.chunk // 2
     p = fsel.plan_filter(n, k, chunk=c)
     if p is not None and p.chunk != base.chunk:
-        out[f"chunk{p.chunk}_atomic"] = dataclasses.replace(p, atomic_slots=True)
+        out[f"chunk{p.chunk}"] = p
     return out
 
 

@@ -85,9 +85,10 @@ def test_row_bound_path(search):
     _check(_data(np.random.default_rng(3), 2, n, jnp.float32), k, "top", p)
 
 
-def test_atomic_slots():
+@pytest.mark.parametrize(("refine", "running"), [(0, False), (6, True)])
+def test_chunk_bound_options(refine, running):
     n, k = 2048, 20
-    p = dataclasses.replace(fsel.plan_filter(n, k), atomic_slots=True)
+    p = dataclasses.replace(fsel.plan_filter(n, k), refine=refine, running=running)
     _check(
         _data(np.random.default_rng(8), 2, n, jnp.float32, nasty=True),
         k,
@@ -145,7 +146,7 @@ def test_plan_is_consistent(n, k):
     assert p.capacity <= fsel.CAPACITY_MAX
     assert p.chunk & (p.chunk - 1) == 0 and p.seg_len <= fsel.SEGMENT
     if p.groups:
-        assert p.groups >= 2 * k and p.chunk // p.groups >= 2
+        assert p.groups >= k and p.chunk // p.groups >= 8
     if p.row_groups:
         assert p.row_groups > k and p.row_groups % p.chunks == 0
     nseg = -(-n // p.seg_len)

@@ -6,11 +6,12 @@ Three kernels, each one pass; ``select.py`` chains them and says why the result 
   bits, and turns them into the order key of ``keys.kind_key`` in registers.
   ``MODE == 0``: writes the maxima of the chunk's ``G`` groups of ``C / G`` consecutive
   keys (the *delegates* of Dr. Top-k). ``MODE == 1``: keeps the keys at or above a safe
-  threshold — the larger of the chunk's own bound (the k-th largest of its ``G`` group
-  maxima; ``G == 0``: none) and the row's bound from ``kth`` (``HINT``) — and appends
-  them to the row's candidate buffer at an offset taken with one atomic add per program,
-  packed as ``key << 32 | ~index`` so that one signed 64-bit order is (key descending,
-  index ascending).
+  threshold — the largest of the chunk's own bound (the least of its ``G ≥ k`` group
+  maxima, raised by ``REFINE`` count-verified bisection steps; ``G == 0``: none), the
+  row's bound from ``kth`` (``HINT``) and the best bound other chunks of the row have
+  published (``RUNNING``) — and appends them to the row's candidate buffer, one atomic
+  add per survivor, packed as ``key << 32 | ~index`` so that one signed 64-bit order is
+  (key descending, index ascending).
   ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
   above it. ``MODE == 3`` (Mid-K): writes the keys of a sample of the row (blocks of
   ``SB`` consecutive keys at even strides) for the band's estimate.
@@ -57,17 +58,20 @@ def scan(
     BOTTOM: tl.constexpr,
     MODE: tl.constexpr,
     HINT: tl.constexpr,
-    ATOMIC: tl.constexpr = 0,
+    REFINE: tl.constexpr = 0,
+    RUNNING: tl.constexpr = 0,
     SB: tl.constexpr = 32,
 ):
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     c = tl.program_id(1)
     start = (r % nseg) * seg_len
+    # The chunk as a [GR, C // GR] tile: row g of the tile is group g (no reshape needed).
+    GR: tl.constexpr = G if G > 0 else 1
+    lane = tl.arange(0, GR)[:, None] * (C // GR) + tl.arange(0, C // GR)[None, :]
     if MODE == 3:
-        lane = tl.arange(0, C)
         col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
     else:
-        col = c * C + tl.arange(0, C)  # column inside the segment
+        col = c * C + lane  # column inside the segment
     valid = (col < seg_len) & (start + col < n)
     offs = (r // nseg).to(tl.int64) * n + start + col
     b = tl.load(x_ptr + offs, mask=valid, other=0)
@@ -88,30 +92,45 @@ def scan(
         key = ~key
     key = tl.where(valid, key, I32_MIN)
     if MODE == 0:
-        gmax = tl.max(tl.reshape(key, (G, C // G)), axis=1)
-        tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + tl.arange(0, G), gmax)
+        gi = tl.arange(0, GR)
+        tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + gi, tl.max(key, axis=1))
     elif MODE == 3:
-        tl.store(gm_ptr + r.to(tl.int64) * C + tl.arange(0, C), key)
+        tl.store(gm_ptr + r.to(tl.int64) * C + lane, key)
     else:
         if MODE == 2:
             hi = tl.load(gm_ptr + r)
             keep = valid & (key >= tl.load(thr_ptr + r)) & (key <= hi)
-            tl.atomic_add(cnt_ptr + 2 * r + 1, tl.sum((valid & (key > hi)).to(tl.int32), axis=0))
+            above = tl.sum(tl.sum((valid & (key > hi)).to(tl.int32), axis=1), axis=0)
+            tl.atomic_add(cnt_ptr + 2 * r + 1, above)
         else:
             t = r * 0 + I32_MIN
             if G > 0:
-                srt = tl.sort(tl.max(tl.reshape(key, (G, C // G)), axis=1), descending=True)
-                t = tl.max(tl.where(tl.arange(0, G) == K - 1, srt, I32_MIN), axis=0)
+                # G >= K groups each hold a key >= the least group maximum: a safe bound
+                # (over the groups with a valid key; fewer than K of them: no bound).
+                gmax = tl.max(key, axis=1)
+                gvalid = tl.max(valid.to(tl.int32), axis=1)
+                lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
+                lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
+                if REFINE > 0:
+                    # Bisection in key space, every step verified by a count: stays safe.
+                    hi = tl.max(gmax, axis=0)
+                    for _ in range(REFINE):
+                        mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
+                        got = tl.sum(tl.sum((key >= mid).to(tl.int32), axis=1), axis=0)
+                        lo = tl.where(got >= K, mid, lo)
+                        hi = tl.where(got >= K, hi, mid - 1)
+                t = lo
             if HINT:
                 t = tl.maximum(t, tl.load(thr_ptr + r))
+            if RUNNING:
+                # The largest bound any chunk of this row has published so far (each is a
+                # lower bound of the row's k-th key), kept biased in the counter's 2nd word.
+                run = (cnt_ptr + 2 * r + 1).to(tl.pointer_type(tl.uint32))
+                prev = tl.atomic_max(run, (t ^ I32_MIN).to(tl.uint32, bitcast=True))
+                t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
             keep = valid & (key >= t)
-        if ATOMIC:
-            # One atomic per survivor: no prefix sum over the chunk (survivors are few).
-            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
-        else:
-            ones = keep.to(tl.int32)
-            base = tl.atomic_add(cnt_ptr + 2 * r, tl.sum(ones, axis=0))
-            pos = base + tl.cumsum(ones, axis=0) - 1
+        # One atomic per survivor gives its slot (survivors are few; no prefix sum).
+        pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
         idx = (start + col).to(tl.int64)
         packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
         # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.

@@ -64,9 +64,10 @@ class FilterParams:
       capacity: candidate slots per row (a power of two).
       warps: warps per ``scan`` program.
       pick_warps: warps per ``pick`` program.
-      atomic_slots: survivors take their buffer slot with one atomic add each instead of
-        a prefix sum over the chunk.
-      search_kth: the row bound by a 32-step bitwise search instead of a sort.
+      refine: count-verified bisection steps raising each chunk bound.
+      running: chunks also use the best bound other chunks of the row published.
+      search_kth: the row bound by a 32-step bitwise search instead of a sort (far
+        quicker to compile).
     """
 
     seg_len: int
@@ -76,8 +77,9 @@ class FilterParams:
     capacity: int
     warps: int = 8
     pick_warps: int = 8
-    atomic_slots: bool = False
-    search_kth: bool = False
+    refine: int = 4
+    running: bool = True
+    search_kth: bool = True
 
     @property
     def chunks(self) -> int:
@@ -95,15 +97,20 @@ def _survivors(groups: int, k: int) -> float:
     return -groups * math.log1p(-k / groups)
 
 
+def _chunk_survivors(k: int, refine: int) -> float:
+    """Keys a chunk keeps under its own bound (measured on normal data; not a guarantee)."""
+    return (1.6 if refine >= 4 else 3.5) * k + 8
+
+
 def plan_filter(
-    n: int, k: int, *, chunk: int | None = None, segment: int = SEGMENT
+    n: int, k: int, *, chunk: int | None = None, segment: int = SEGMENT, refine: int = 4
 ) -> FilterParams | None:
     """Default launch parameters for rows of n keys, or None where this path does not fit.
 
-    The row is split into segments of ``segment`` keys when longer. The chunk bound uses
-    ``4k`` groups when they leave ≥ 4 keys a group; the row bound is added when the chunk
-    bounds would leave more than ``ROW_BOUND_FROM`` survivors; the buffer holds the
-    expected survivors plus eight standard deviations.
+    The row is split into segments of ``segment`` keys when longer. Each chunk bounds
+    itself with ``pow2 ≥ k`` group maxima of ≥ 8 keys; where the chunks together would
+    keep more than ``ROW_BOUND_FROM`` keys the row bound replaces them; the buffer holds
+    the expected survivors plus eight standard deviations.
     """
     seg_len = n
     if n > segment:
@@ -115,27 +122,38 @@ def plan_filter(
             return None
     if not 1 <= k < seg_len:
         return None
-    c = chunk or min(8192 if k > 64 else 4096, _pow2ceil(seg_len))
+    c = chunk or (8192 if k >= 32 else 4096)
     c = min(c, _pow2ceil(seg_len))
     nch = -(-seg_len // c)
-    g = _pow2ceil(4 * k)
-    if g > c // 4:
+    g = _pow2ceil(k)
+    last = seg_len - (nch - 1) * c  # valid keys of the last chunk
+    if last < c:
+        g = max(g, _pow2ceil(k * c / last))  # k groups with a valid key there too
+    if g > c // 8:
         g = 0
-    expect = min(nch * _survivors(g, k), seg_len) if g else seg_len
+    expect = min(nch * _chunk_survivors(k, refine), seg_len) if g else seg_len
     row_groups = 0
     if expect > ROW_BOUND_FROM:
         per_chunk = min(c // 2, max(1, _pow2ceil(8 * k) // nch), max(1, 8192 // nch))
         per_chunk = 1 << int(math.log2(per_chunk))
         if per_chunk * nch > k:
             row_groups = per_chunk * nch
-            expect = min(expect, _survivors(row_groups, k))
+            expect = _survivors(row_groups, k)
+            g = 0  # the row bound makes the chunks' own bounds redundant
     cap = _pow2ceil(expect + 8 * math.sqrt(expect) + 32)
     if cap > CAPACITY_MAX:
         return None
     cap = max(cap, _pow2ceil(k))
     pick_warps = 4 if cap <= 1024 else 8 if cap <= 4096 else 16
     return FilterParams(
-        seg_len, c, g, row_groups, cap, warps=8 if c >= 4096 else 4, pick_warps=pick_warps
+        seg_len,
+        c,
+        g,
+        row_groups,
+        cap,
+        warps=8 if c >= 4096 else 4,
+        pick_warps=pick_warps,
+        refine=refine if g else 0,
     )
 
 
@@ -155,7 +173,9 @@ def _bits(x):
     return bits, code
 
 
-def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: bool):
+def _launches(
+    rows: int, n: int, k: int, p: FilterParams, code: int, bottom: bool, by_index: bool = False
+):
     """The three launches as (kernel, grid, inputs, outputs, constants, warps) specs."""
     nseg = -(-n // p.seg_len)
     vr = rows * nseg
@@ -167,7 +187,8 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
         K=k,
         DT=code,
         BOTTOM=int(bottom),
-        ATOMIC=int(p.atomic_slots),
+        REFINE=p.refine,
+        RUNNING=int(p.running),
     )
     steps = []
     if p.row_groups:
@@ -221,7 +242,7 @@ def _launches(rows: int, n: int, k: int, p: FilterParams, code: int, bottom: boo
             (vr,),
             ("cnt", "cand"),
             (("idx", (vr, k), np.int32),),
-            dict(CAP=p.capacity, K=k),
+            dict(CAP=p.capacity, K=k, BY_INDEX=int(by_index)),
             p.pick_warps,
             (),
         )
@@ -236,12 +257,12 @@ def _presets(rows: int, consts=()):
     return pre
 
 
-def _run_gpu(bits, steps, presets):
+def _run_gpu(arrays, steps, presets):
     import jax_triton as jt  # GPU-only, imported lazily
 
     from spiraljax.kernels.triton import kernels
 
-    env = {"x": bits}
+    env = dict(arrays)
     env.update({a: jnp.full(shape, v, I32) for a, (shape, v) in presets.items()})
     for name, grid, ins, outs, consts, warps, zeroed in steps:
         shapes = [jax.ShapeDtypeStruct(s, d) for _, s, d in outs]
@@ -329,10 +350,10 @@ def _interpreter_kernels():
     return kernels
 
 
-def _run_interpreted(bits, steps, presets):
+def _run_interpreted(*values, names, steps, presets):
     kernels = _interpreter_kernels()
 
-    env = {"x": np.ascontiguousarray(bits)}
+    env = {a: np.array(v) for a, v in zip(names, values, strict=True)}
     env.update({a: np.full(shape, v, np.int32) for a, (shape, v) in presets.items()})
     for name, grid, ins, outs, consts, _, _ in steps:
         for o, shape, dtype in outs:
@@ -343,20 +364,22 @@ def _run_interpreted(bits, steps, presets):
     return env["idx"], env["cnt"]
 
 
-def _execute(bits, steps, presets, out_rows: int, k: int, interpret: bool):
-    """Run the launches; returns the ``idx`` (out_rows, k) and ``cnt`` (out_rows, 2) arrays."""
+def _execute(arrays: dict, steps, presets, out_rows: int, k: int, interpret: bool):
+    """Run the launches on the named input ``arrays``; returns the ``idx`` (out_rows, k)
+    and ``cnt`` (out_rows, 2) arrays."""
     if interpret:
         shapes = (
             jax.ShapeDtypeStruct((out_rows, k), I32),
             jax.ShapeDtypeStruct((out_rows, 2), I32),
         )
+        names = tuple(arrays)
         return jax.pure_callback(
-            functools.partial(_run_interpreted, steps=steps, presets=presets),
+            functools.partial(_run_interpreted, names=names, steps=steps, presets=presets),
             shapes,
-            bits,
+            *arrays.values(),
             vmap_method="sequential",
         )
-    return _run_gpu(bits, steps, presets)
+    return _run_gpu(arrays, steps, presets)
 
 
 def _filtered(x2d, k: int, bottom: bool, p: FilterParams, interpret: bool):
@@ -364,8 +387,10 @@ def _filtered(x2d, k: int, bottom: bool, p: FilterParams, interpret: bool):
     rows, n = x2d.shape
     bits, code = _bits(x2d)
     nseg = -(-n // p.seg_len)
-    steps = _launches(rows, n, k, p, code, bottom)
-    idx, cnt = _execute(bits, steps, _presets(rows * nseg), rows * nseg, k, interpret)
+    # Segments hand their k in index order to the merge: runs sorted by key would defeat
+    # the group-maxima bounds there, and index order keeps ties going to lower indices.
+    steps = _launches(rows, n, k, p, code, bottom, by_index=nseg > 1)
+    idx, cnt = _execute({"x": bits}, steps, _presets(rows * nseg), rows * nseg, k, interpret)
     # A safe bound keeps ≥ k keys of every (virtual) row; more than the buffer: not held.
     ok = jnp.all((cnt[:, 0] <= p.capacity) & (cnt[:, 0] >= k))
     return idx.reshape(rows, nseg * k), ok, nseg
@@ -391,7 +416,7 @@ def filtered_indices(
         raise ValueError(f"no filtered plan for n={n}, k={k}")
     idx, ok, nseg = _filtered(x2d, k, kind == "bottom", p, interpret)
     if nseg > 1:
-        # Candidates of every segment, in segment order (ties keep going to lower indices).
+        # Candidates of every segment in index order, so ties keep going to lower indices.
         ckey = jnp.take_along_axis(kind_key(x2d, kind), idx, axis=-1)
         pos, ok2 = _merge(ckey, k, p.seg_len, interpret)
         idx = jnp.take_along_axis(idx, pos, axis=-1)
@@ -414,10 +439,34 @@ def select_indices(
 
 
 def _merge(ckey, k: int, segment: int, interpret: bool):
-    """Positions of the k largest int32 keys of each row, and the "all fit" flag."""
+    """Positions of the k largest int32 keys of each row, and the "all fit" flag.
+
+    Up to ``CAPACITY_MAX`` candidates are sorted outright by ``pick``; more go through
+    the filtered selection again.
+    """
     rows, m = ckey.shape
     if m == k:
         return jnp.broadcast_to(jnp.arange(k, dtype=I32), (rows, k)), jnp.bool_(True)
+    if m <= CAPACITY_MAX:
+        cap = _pow2ceil(m)
+        pos = jnp.broadcast_to(jnp.arange(m, dtype=I32), (rows, m))
+        # little-endian int64 (key << 32 | ~pos) as two int32 words: ~pos first
+        words = jnp.stack([~pos, ckey], axis=-1).reshape(rows, 2 * m)
+        words = jnp.pad(words, ((0, 0), (0, 2 * (cap - m))))
+        cnt = jnp.broadcast_to(jnp.array([m, 0], I32), (rows, 2))
+        steps = [
+            (
+                "pick",
+                (rows,),
+                ("cnt", "cand"),
+                (("idx", (rows, k), np.int32),),
+                dict(CAP=cap, K=k),
+                4 if cap <= 1024 else 8 if cap <= 4096 else 16,
+                (),
+            )
+        ]
+        idx, _ = _execute({"cnt": cnt, "cand": words}, steps, {}, rows, k, interpret)
+        return idx, jnp.bool_(True)
     p = plan_filter(m, k, segment=segment)
     if p is None:
         from spiraljax.kernels.xla import select_indices as xla_indices
@@ -490,7 +539,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
     s = (n - k) // 2
     j_hi, j_lo, m = _band_ranks(n, k, p)
     sb = SAMPLE_BLOCK if n > p.sample else p.sample
-    common = dict(n=n, nseg=1, seg_len=n, K=k, DT=code, BOTTOM=1, ATOMIC=0, HINT=0)
+    common = dict(n=n, nseg=1, seg_len=n, K=k, DT=code, BOTTOM=1, HINT=0, REFINE=0, RUNNING=0)
     steps = [
         (
             "scan",
@@ -557,7 +606,7 @@ def filtered_mid_indices(x2d, k: int, p: MidParams | None = None, *, interpret: 
         raise ValueError(f"no filtered Mid-K plan for n={n}, k={k}")
     bits, code = _bits(x2d)
     steps, consts = _mid_launches(rows, n, k, p, code)
-    idx, cnt = _execute(bits, steps, _presets(rows, consts), rows, k, interpret)
+    idx, cnt = _execute({"x": bits}, steps, _presets(rows, consts), rows, k, interpret)
     s = (n - k) // 2
     inside, above = cnt[:, 0], cnt[:, 1]
     ok = jnp.all((inside <= p.capacity) & (above <= s) & (above + inside >= s + k))
