@@ -79,7 +79,7 @@ def test_nan_inf_signed_zero_and_ties_are_exact(kind):
 
 @pytest.mark.parametrize("search", [False, True])
 def test_row_bound_path(search):
-    n, k = 2048, 150
+    n, k = 2048, 300
     p = dataclasses.replace(fsel.plan_filter(n, k), search_kth=search)
     assert p.row_groups > 0 and p.groups == 0  # the chunk bound cannot help at this k
     _check(_data(np.random.default_rng(3), 2, n, jnp.float32), k, "top", p)

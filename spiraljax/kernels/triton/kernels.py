@@ -164,6 +164,7 @@ def pick(
     K: tl.constexpr,
     MID: tl.constexpr = 0,
     S_RANK: tl.constexpr = 0,
+    BY_INDEX: tl.constexpr = 0,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
@@ -175,7 +176,11 @@ def pick(
     if MID:
         j = i - (S_RANK - tl.load(cnt_ptr + 2 * r + 1))
     # ~packed keeps the index in its low 32 bits.
-    tl.store(idx_ptr + r.to(tl.int64) * K + j, (~srt).to(tl.int32), mask=(j >= 0) & (j < K))
+    out = (~srt).to(tl.int32)
+    if BY_INDEX:
+        # The selected k in index order (segments feeding a merge: see select.py).
+        out = tl.sort(tl.where(i < K, out, 2147483647))
+    tl.store(idx_ptr + r.to(tl.int64) * K + j, out, mask=(j >= 0) & (j < K))
 
 
 _KERNELS = {"scan": scan, "kth": kth, "pick": pick}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import os
 import sys
@@ -360,6 +361,10 @@ def _run_interpreted(*values, names, steps, presets):
             # Poisoned, except the counters: a slot the kernels forget shows up as garbage.
             env[o] = np.zeros(shape, dtype) if o == "cnt" else np.full(shape, -7, dtype)
         args = [_NpTensor(env[a]) for a in [*ins, *(o for o, _, _ in outs)]]
+        # The interpreter drops unknown keywords silently; the compiler would not.
+        unknown = set(consts) - set(inspect.signature(kernels._KERNELS[name]).parameters)
+        if unknown:
+            raise TypeError(f"kernel {name} has no parameters {sorted(unknown)}")
         kernels.interpreted(name)[grid](*args, **consts)
     return env["idx"], env["cnt"]
 
