@@ -26,9 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from spiraljax.kernels import Choice, bottomk, midk, plan_rank, topk
-from spiraljax.kernels.plan import DeviceCaps
-from spiraljax.kernels.timing import time_calls, time_choices
+from spiraljax.kernels import Choice, DeviceCaps, bottomk, midk, plan_rank, topk
+from spiraljax.kernels.timing import time_calls, time_variants
 
 GPU_SHAPES = [
     (1024, 65536, 16),
@@ -201,7 +200,7 @@ def main():
                 if gpu and args.tune and kind == "top":
                     row["tuned"] = [
                         (str(c), ms, err)
-                        for c, ms, err in time_choices(
+                        for c, ms, err in time_variants(
                             kind, xs, k, tune_candidates(rows, cols, k), reps=7, batch=3
                         )
                     ][:3]
@@ -309,7 +308,7 @@ def tune_sweep(args):
     out = []
     for rows, cols, k in shapes:
         xs = make_inputs(rows, cols, jnp.float32, 2, seed=rows + cols + k)
-        res = time_choices("top", xs, k, tune_candidates(rows, cols, k), reps=5, batch=3)
+        res = time_variants("top", xs, k, tune_candidates(rows, cols, k), reps=5, batch=3)
         for ch, ms, err in res:
             out.append(
                 {"rows": rows, "cols": cols, "k": k, "choice": str(ch), "ms": ms, "err": err}

@@ -100,6 +100,7 @@ def _run_tune(args) -> int:
     import jax
 
     from spiraljax.kernels import tuner
+    from spiraljax.kernels.table import device_class
 
     if jax.default_backend() not in ("gpu", "cuda", "rocm") and not args.allow_interpret:
         print(
@@ -108,7 +109,7 @@ def _run_tune(args) -> int:
             "GPU, or pass --allow-interpret for a (tiny) functional check."
         )
         return 2
-    output = args.output or Path(f"{tuner.device_class()}.json")
+    output = args.output or Path(f"{device_class()}.json")
     cands = None
     if args.max_candidates is not None:
         if args.max_candidates < 1:

@@ -6,7 +6,7 @@ import pytest
 
 import spiraljax.cli_kernels  # noqa: F401  (registers the subcommands)
 from spiraljax.cli import main
-from spiraljax.kernels import tuner
+from spiraljax.kernels import table as tables
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_tune_allow_interpret_writes_a_table(capsys, tmp_path):
     assert table["interpret"] is True and len(table["entries"]) == 1
     e = table["entries"][0]
     assert (e["rows"], e["cols"], e["k"]) == (2, 300, 7) and e["ms"] > 0
-    assert tuner.choose(2, 300, 7, False, out) is not None
+    assert tables.choose(2, 300, 7, False, out) is not None
 
 
 def test_tune_bad_options(capsys):

@@ -1,16 +1,8 @@
 """Rank-K: exact TopK / BottomK / MidK selection with per-backend kernels (SPEC §6)."""
 
+from spiraljax.kernels.choice import Choice, DeviceCaps, candidate_domain, candidates
 from spiraljax.kernels.keys import signed_key
-from spiraljax.kernels.plan import (
-    SOURCES,
-    Choice,
-    DeviceCaps,
-    RankPlan,
-    candidate_domain,
-    candidates,
-    explain_plan,
-    plan_rank,
-)
+from spiraljax.kernels.plan import SOURCES, RankPlan, explain_plan, plan_rank
 from spiraljax.kernels.rank import bottomk, midk, topk, topk2d
 
 __all__ = [

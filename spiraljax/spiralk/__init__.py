@@ -14,13 +14,13 @@
 This package imports nothing else from spiraljax and knows nothing of kernels.
 """
 
-from .config import DEFAULT_GEN_WEIGHT, ENV_VARS, HeurConfig, load_config
+from .config import DEFAULT_GEN_WEIGHT, ENV_VARS, HeurConfig, default_heur_path, load_config
 from .consensus import SOURCES, Decision, Scored, consensus, decide, format_decision
 from .errors import SpiralKError, SpiralKWarning
 from .nodes import BOOL_FIELDS, FIELD_ALIASES, FIELDS, FUNCTIONS, VARIABLES, format_value
 from .parser import parse, parse_expression
 from .program import Out, Program, SoftRule
-from .rewrite import ABTest, HeurStore, default_heur_path, wilson_interval
+from .rewrite import ABTest, HeurStore, wilson_interval
 from .softlogic import Candidate, SoftResult, check_domain, score_assignment, solve_soft
 
 __all__ = [

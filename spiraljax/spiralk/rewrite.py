@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .config import default_heur_path
 from .errors import error_at
 from .nodes import (
     BOOL_FIELDS,
@@ -33,7 +34,7 @@ from .nodes import (
 from .parser import parse, parse_expression
 from .program import Program
 
-__all__ = ["ABTest", "HeurStore", "default_heur_path", "wilson_interval"]
+__all__ = ["ABTest", "HeurStore", "wilson_interval"]
 
 HEADER = (
     "# spiraljax SpiralK heuristics: soft(...) rules adopted by self-rewrite (A/B trials,\n"
@@ -231,13 +232,6 @@ class ABTest:
         if not rules:
             return 0
         return store.append_all(rules, **{**self.provenance(), **extra})
-
-
-def default_heur_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``SPIRAL_HEUR_FILE`` if set and non-empty, else ``~/.spiraljax/heur.kdsl``."""
-    env = os.environ if environ is None else environ
-    value = env.get("SPIRAL_HEUR_FILE", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".spiraljax" / "heur.kdsl"
 
 
 def _decode(data: bytes, path: Path) -> str:

@@ -16,7 +16,7 @@ from rankk_reference import pallas_grids, random_input, ref_indices
 
 from spiraljax.kernels import Choice, DeviceCaps, candidate_domain, plan_rank, topk
 from spiraljax.kernels.plan import SOURCES, default_choice, explain_plan
-from spiraljax.kernels.tuner import SCHEMA
+from spiraljax.kernels.table import SCHEMA
 from spiraljax.spiralk import SpiralKError, SpiralKWarning
 
 CUDA = DeviceCaps.cuda()

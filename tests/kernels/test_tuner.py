@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from spiraljax.kernels import Choice, DeviceCaps, plan_rank, tuner
+from spiraljax.kernels import Choice, DeviceCaps, plan_rank, timing, tuner
+from spiraljax.kernels import table as tables
 from spiraljax.kernels.plan import default_choice
 from spiraljax.spiralk import HeurStore, parse, wilson_interval
 
@@ -27,7 +28,7 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def fake_timer(cost):
-    """A deterministic stand-in for ``timing.time_choices``: ``cost(choice) -> ms``."""
+    """A deterministic stand-in for ``timing.time_variants``: ``cost(choice) -> ms``."""
     calls = []
 
     def timer(kind, inputs, k, choices, **kw):
@@ -47,16 +48,16 @@ def _entry(kind="top", rows=1024, cols=65536, k=128, ranges=None, dtype="float32
 
 
 def _table(*entries):
-    return {"schema": tuner.SCHEMA, "caps": dataclasses.asdict(CPU), "entries": list(entries)}
+    return {"schema": tables.SCHEMA, "caps": dataclasses.asdict(CPU), "entries": list(entries)}
 
 
 # ----------------------------------------------------------------------------- lookup
 
 
 def test_no_table_for_this_device_means_none():
-    assert tuner.device_class() == "cpu"
-    assert tuner.default_table_path() is None  # nothing measured on this device class
-    assert tuner.choose(1024, 65536, 128, False) is None
+    assert tables.device_class() == "cpu"
+    assert tables.default_table_path() is None  # nothing measured on this device class
+    assert tables.choose(1024, 65536, 128, False) is None
 
 
 def test_device_class_names():
@@ -64,62 +65,62 @@ def test_device_class_names():
         platform = "gpu"
         device_kind = "NVIDIA H100 80GB HBM3"
 
-    assert tuner.device_class(Dev()) == "h100"
+    assert tables.device_class(Dev()) == "h100"
     Dev.device_kind = "NVIDIA H200"
-    assert tuner.device_class(Dev()) == "h200"
+    assert tables.device_class(Dev()) == "h200"
 
 
 def test_lookup_containing_range_then_nearest():
     a = _entry(rows=64, cols=4096, k=16, ranges={"cols": (0, 16384)}, mkd=1)
     b = _entry(rows=64, cols=65536, k=16, ranges={"cols": (16385, None)}, mkd=3)
     t = _table(a, b)
-    assert tuner.choose(64, 20000, 16, False, t).mkd == 3  # inside b's range, nearer a
-    assert tuner.choose(64, 16384, 16, False, t).mkd == 1
+    assert tables.choose(64, 20000, 16, False, t).mkd == 3  # inside b's range, nearer a
+    assert tables.choose(64, 16384, 16, False, t).mkd == 1
     # Overlapping ranges: the nearest measured shape wins.
     c = _entry(rows=64, cols=2048, k=16, ranges={"cols": (0, 16384)}, mkd=4)
-    assert tuner.choose(64, 2000, 16, False, _table(a, c)).mkd == 4
+    assert tables.choose(64, 2000, 16, False, _table(a, c)).mkd == 4
     # No containing range: nearest in log2 distance.
     d = _entry(rows=64, cols=4096, k=16, ranges={"cols": (4000, 5000)}, mkd=2)
     e = _entry(rows=64, cols=1 << 20, k=16, ranges={"cols": (1 << 19, None)}, mkd=4)
-    assert tuner.choose(64, 8192, 16, False, _table(d, e)).mkd == 2
-    assert tuner.choose(64, 1 << 18, 16, False, _table(d, e)).mkd == 4
+    assert tables.choose(64, 8192, 16, False, _table(d, e)).mkd == 2
+    assert tables.choose(64, 1 << 18, 16, False, _table(d, e)).mkd == 4
 
 
 def test_lookup_filters_kind_dtype_sg():
     t = _table(_entry(kind="bottom", mkd=3), _entry(kind="top", dtype="bfloat16", mkd=4))
-    assert tuner.choose(1024, 65536, 128, False, t, kind="mid") is None
-    assert tuner.choose(1024, 65536, 128, False, t, kind="bottom").mkd == 3
-    assert tuner.choose(1024, 65536, 128, False, t, kind="top", dtype="float32") is None
-    assert tuner.choose(1024, 65536, 128, False, t, kind="topk").mkd == 4
-    assert tuner.choose(1024, 65536, 128, True, t, kind="bottom") is None  # sg differs
+    assert tables.choose(1024, 65536, 128, False, t, kind="mid") is None
+    assert tables.choose(1024, 65536, 128, False, t, kind="bottom").mkd == 3
+    assert tables.choose(1024, 65536, 128, False, t, kind="top", dtype="float32") is None
+    assert tables.choose(1024, 65536, 128, False, t, kind="topk").mkd == 4
+    assert tables.choose(1024, 65536, 128, True, t, kind="bottom") is None  # sg differs
     # dtype=None prefers float32 at equal distance
     t2 = _table(_entry(dtype="bfloat16", mkd=4), _entry(dtype="float32", mkd=2))
-    assert tuner.choose(1024, 65536, 128, False, t2).mkd == 2
+    assert tables.choose(1024, 65536, 128, False, t2).mkd == 2
 
 
 def test_bad_tables_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="schema"):
-        tuner.choose(1, 2, 1, False, {"entries": []})
+        tables.choose(1, 2, 1, False, {"entries": []})
     with pytest.raises(ValueError, match=r"entries\[0\].*mkd"):
-        tuner.choose(1, 2, 1, False, _table({**_entry(), "choice": {"mkd": 9}}))
+        tables.choose(1, 2, 1, False, _table({**_entry(), "choice": {"mkd": 9}}))
     with pytest.raises(ValueError, match=r"rows_min=5 exceeds rows_max=2"):
-        tuner.choose(1, 2, 1, False, _table(_entry(ranges={"rows": (5, 2)})))
+        tables.choose(1, 2, 1, False, _table(_entry(ranges={"rows": (5, 2)})))
     with pytest.raises(ValueError, match="ms=nan"):
-        tuner.choose(1, 2, 1, False, _table({**_entry(), "ms": math.nan}))
+        tables.choose(1, 2, 1, False, _table({**_entry(), "ms": math.nan}))
     path = tmp_path / "corrupt.json"
     path.write_text('{"schema": ')
     with pytest.raises(ValueError, match="corrupt.json is not valid JSON"):
-        tuner.choose(1, 2, 1, False, path)
+        tables.choose(1, 2, 1, False, path)
     with pytest.raises(FileNotFoundError):
-        tuner.choose(1, 2, 1, False, tmp_path / "missing.json")
+        tables.choose(1, 2, 1, False, tmp_path / "missing.json")
 
 
 def test_write_table_is_atomic_and_validated(tmp_path):
     path = tmp_path / "sub" / "t.json"
-    tuner.write_table(_table(_entry(mkd=3)), path)
+    tables.write_table(_table(_entry(mkd=3)), path)
     assert json.loads(path.read_text())["entries"][0]["choice"]["mkd"] == 3
     with pytest.raises(ValueError):
-        tuner.write_table({"schema": "nope"}, path)
+        tables.write_table({"schema": "nope"}, path)
     assert json.loads(path.read_text())["entries"][0]["choice"]["mkd"] == 3  # untouched
     assert [p.name for p in path.parent.iterdir()] == ["t.json"]  # no temporary left
 
@@ -175,7 +176,7 @@ def test_tune_with_a_fake_timer_writes_the_fastest(tmp_path):
         output=out,
     )
     assert json.loads(out.read_text()) == table
-    assert table["schema"] == tuner.SCHEMA and table["interpret"] is True
+    assert table["schema"] == tables.SCHEMA and table["interpret"] is True
     assert table["caps"] == dataclasses.asdict(CPU) and table["versions"]["jax"]
     # k ≥ cols skipped: (300, k=7), (5000, k=7), (5000, k=300) per kind
     assert len(table["entries"]) == 2 * 3
@@ -184,8 +185,8 @@ def test_tune_with_a_fake_timer_writes_the_fastest(tmp_path):
         assert e["measured"][0]["ms"] == 1.0 and e["builtin_ms"] == 5.0
         assert e["kind"] != "mid" or all(m["choice"]["fcap"] == 0 for m in e["measured"])
     assert all(kw["check"] is not None for *_, kw in timer.calls)
-    assert tuner.choose(64, 5000, 300, False, out).mkd == 3
-    assert tuner.choose(2, 5000, 300, False, out, kind="bottom") is None
+    assert tables.choose(64, 5000, 300, False, out).mkd == 3
+    assert tables.choose(2, 5000, 300, False, out, kind="bottom") is None
 
 
 def test_tune_excludes_variants_that_differ_from_xla(tmp_path):
@@ -234,14 +235,14 @@ def test_compile_variants_compiles_side_by_side_and_keeps_the_results():
     base = default_choice("top", 2, 300, 7, CPU)
     cands = [base, dataclasses.replace(base, mkd=4), dataclasses.replace(base, mkd=3)]
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 300)).astype(np.float32))
-    fns = tuner.compile_variants("top", x, 7, cands, workers=3)
+    fns = timing.compile_variants("top", x, 7, cands, workers=3)
     assert set(fns) == set(cands)
     want = np.argsort(-np.asarray(x), axis=1, kind="stable")[:, :7]
     for ch in cands:
         _, idx = fns[ch](x)
         np.testing.assert_array_equal(np.asarray(idx), want)
-        assert tuner.COMPILE_SECONDS[("top", 7, ch, (2, 300), "float32")] > 0
-    again = tuner.compile_variants("top", x, 7, cands[::-1], workers=1)
+        assert timing.COMPILE_SECONDS[("top", 7, ch, (2, 300), "float32")] > 0
+    again = timing.compile_variants("top", x, 7, cands[::-1], workers=1)
     assert all(again[ch] is fns[ch] for ch in cands)  # kept, not compiled again
 
 
@@ -250,20 +251,20 @@ def test_compile_variants_reports_a_failing_variant_without_ending_the_sweep(mon
 
     base = default_choice("top", 2, 300, 5, CPU)
     bad = dataclasses.replace(base, mkd=3)
-    real = tuner._kernel_fn
+    real = timing._kernel_fn
 
     def kernel_fn(kind, k, choice):
         if choice == bad:
             raise RuntimeError("this variant does not lower")
         return real(kind, k, choice)
 
-    monkeypatch.setattr(tuner, "_kernel_fn", kernel_fn)
+    monkeypatch.setattr(timing, "_kernel_fn", kernel_fn)
     x = jnp.zeros((2, 300), jnp.float32)
-    res = tuner.time_variants("top", [x], 5, [bad, base], reps=1, batch=1, warmup=0)
+    res = timing.time_variants("top", [x], 5, [bad, base], reps=1, batch=1, warmup=0)
     assert res[0][0] == base and res[0][2] is None
     assert res[1][0] == bad and res[1][1] == math.inf and "does not lower" in res[1][2]
     with pytest.raises(ValueError, match="workers=0"):
-        tuner.compile_variants("top", x, 5, [base], workers=0)
+        timing.compile_variants("top", x, 5, [base], workers=0)
 
 
 # ----------------------------------------------------------------------------- self-rewrite

@@ -38,7 +38,6 @@ or ``u − 2^15`` (16-bit keys).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -47,9 +46,14 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from spiraljax.kernels.keys import INT32_MIN, key_bits, kind_key
-
-I32 = jnp.int32
+from spiraljax.kernels.keys import key_bits, kind_key
+from spiraljax.kernels.pallas.lowering import (
+    I32,
+    compiler_params,
+    masked_load,
+    masked_store,
+    to_signed,
+)
 
 
 def _npasses(nbits: int, digit: int) -> int:
@@ -74,35 +78,11 @@ def _shl(a, shift):
     return lax.shift_left(jnp.asarray(a, I32), jnp.asarray(shift, I32))
 
 
-def _to_signed(u, nbits: int):
-    if nbits == 32:
-        return u ^ INT32_MIN
-    return u - np.int32(2 ** (nbits - 1))
-
-
-def _compiler_params(choice, interpret: bool):
-    if interpret:
-        return {}
-    from jax.experimental.pallas import triton as plt  # GPU-only, imported lazily
-
-    return {"compiler_params": plt.CompilerParams(num_warps=choice.warps, num_stages=choice.stages)}
-
-
-def _load(ref, row, start, size, n):
-    """Masked load of ``size`` elements of one row from column ``start``."""
-    from jax.experimental.pallas import triton as plt
-
-    cols = start + lax.broadcasted_iota(I32, (size,), 0)
-    mask = cols < n
-    v = plt.load(ref.at[row, pl.ds(start, size)], mask=mask, other=0)
-    return v, cols, mask
-
-
 def _count_range(x_ref, row, lo, hi, cand, kind, tile, n):
     """#{key ≥ cand[d]} over columns [lo, hi) (``lo`` a multiple of ``tile``)."""
 
     def body(t, acc):
-        v, cols, mask = _load(x_ref, row, lo + t * tile, tile, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * tile, tile, n)
         key = kind_key(v, kind)
         ok = (key[None, :] >= cand[:, None]) & (mask & (cols < hi))[None, :]
         return acc + jnp.sum(ok.astype(I32), axis=1, dtype=I32)
@@ -136,7 +116,7 @@ class _Search:
         prefix, upper, done, tstrict = state
         dsel, cnt_sel, cnt_next, has_next = _digit_step(cnt, kk, width, d)
         exact = (done == 0) & (dsel > 0) & (cnt_sel == kk)
-        cand_sel = _to_signed(prefix | _shl(dsel, shift), nbits)
+        cand_sel = to_signed(prefix | _shl(dsel, shift), nbits)
         keep = (done != 0) | exact
         tstrict = jnp.where(exact, cand_sel - 1, tstrict)
         prefix = jnp.where(keep, prefix, prefix | _shl(dsel, shift))
@@ -148,7 +128,7 @@ class _Search:
     def finish(state, kk, nbits):
         """(strict threshold, tie key, ties needed): select key > ts, then ties == te."""
         prefix, upper, done, tstrict = state
-        t = _to_signed(prefix, nbits)
+        t = to_signed(prefix, nbits)
         ts = jnp.where(done != 0, tstrict, t)
         need = jnp.where(done != 0, 0, kk - upper)
         return ts, t, need
@@ -180,7 +160,7 @@ def _resident_counts(key, mask, prefix, shift, nbits, digit):
     d = lax.broadcasted_iota(I32, (1 << digit,), 0)
     cnt = jnp.zeros((1 << digit,), I32)
     for j in range(1 << digit):
-        c = _to_signed(prefix | _shl(j, shift), nbits)
+        c = to_signed(prefix | _shl(j, shift), nbits)
         cnt = jnp.where(d == j, jnp.sum(((key >= c) & mask).astype(I32), dtype=I32), cnt)
     return cnt
 
@@ -192,7 +172,7 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
     # compaction read it from registers instead of re-reading memory.
     resident = choice.tile >= n
     if resident:
-        rv, rcols, rmask = _load(x_ref, row, I32(0), choice.tile, n)
+        rv, rcols, rmask = masked_load(x_ref, row, I32(0), choice.tile, n)
         rkey = kind_key(rv, kind)
     thresholds = []
     for kk in targets:
@@ -205,7 +185,7 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
             if resident:
                 cnt = _resident_counts(rkey, rmask, st[0], shift, nbits, choice.mkd)
             else:
-                cand = _to_signed(st[0] | _shl(d, shift), nbits)
+                cand = to_signed(st[0] | _shl(d, shift), nbits)
                 hi = jnp.where(st[2] != 0, I32(0), I32(n))  # a finished search reads nothing
                 cnt = _count_range(x_ref, row, I32(0), hi, cand, kind, choice.tile, n)
             return _Search.update(st, cnt, kk, shift, width, nbits, d)
@@ -221,20 +201,20 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
         si = sel.astype(I32)
         lane = lax.broadcasted_iota(I32, (choice.tile,), 0)
         pos = jnp.where(sel, jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, rcols, sel)
+        masked_store(o_ref, row, pos, rcols, sel)
         return
     ct = choice.ctile
     lane = lax.broadcasted_iota(I32, (ct,), 0)
 
     def body(t, carry):
         base, ties = carry[0], carry[1:]
-        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
         key = kind_key(v, kind)
         sel, ties = _selection(key, mask, thr_hi, thr_lo, ties)
         si = sel.astype(I32)
         # unselected lanes aim at a private dump slot so no two lanes share an address
         pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, cols, sel)
+        masked_store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
     lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, (I32(0), *ties0))
@@ -284,7 +264,7 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
     def radix_pass(p, carry):
         st, filt, m, base = carry[:4], *carry[4:]
         shift, width = _pass_at(p, nbits, choice.mkd)
-        cand = _to_signed(st[0] | _shl(d, shift), nbits)
+        cand = to_signed(st[0] | _shl(d, shift), nbits)
         active = st[2] == 0
         hi_row = jnp.where(active & (filt == 0), I32(n), I32(0))
         m_now = jnp.where(active & (filt != 0), m, I32(0))
@@ -298,17 +278,17 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         bucket = cnt_sel - st[1]
         # the last pass (shift 0) leaves a single key value: nothing left to filter
         go = (shift > 0) & (filt == 0) & (st[2] == 0) & (bucket <= cap)
-        bmin = _to_signed(st[0], nbits)
-        bmax = _to_signed(st[0] | (_shl(1, shift) - 1), nbits)
+        bmin = to_signed(st[0], nbits)
+        bmax = to_signed(st[0] | (_shl(1, shift) - 1), nbits)
 
         def fbody(t, carry):
             b, mb = carry
-            v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+            v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
             key = kind_key(v, kind)
             above = (key > bmax) & mask
             inb = (key >= bmin) & (key <= bmax) & mask
             ai, bi = above.astype(I32), inb.astype(I32)
-            _store(
+            masked_store(
                 o_ref,
                 row,
                 jnp.where(above, b + jnp.cumsum(ai, dtype=I32) - ai, k + lane),
@@ -316,8 +296,8 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
                 above,
             )
             spos = jnp.where(inb, mb + jnp.cumsum(bi, dtype=I32) - bi, cap + lane)
-            _store(sk_ref, row, spos, key, inb)
-            _store(si_ref, row, spos, cols, inb)
+            masked_store(sk_ref, row, spos, key, inb)
+            masked_store(si_ref, row, spos, cols, inb)
             return b + jnp.sum(ai, dtype=I32), mb + jnp.sum(bi, dtype=I32)
 
         ntiles = jnp.where(go, I32(pl.cdiv(n, ct)), I32(0))
@@ -335,11 +315,13 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
 
     def wbody_row(t, carry):
         b, ties = carry
-        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
         key = kind_key(v, kind)
         sel, (ties,) = _selection(key, mask, thr, None, (ties,))
         si = sel.astype(I32)
-        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), cols, sel)
+        masked_store(
+            o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), cols, sel
+        )
         return b + jnp.sum(si, dtype=I32), ties
 
     def wbody_scratch(t, carry):
@@ -350,7 +332,9 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         idx = _load_raw(si_ref, row, t * ct, ct, valid)
         sel, (ties,) = _selection(key, valid, thr, None, (ties,))
         si = sel.astype(I32)
-        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), idx, sel)
+        masked_store(
+            o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), idx, sel
+        )
         return b + jnp.sum(si, dtype=I32), ties
 
     n_row = jnp.where(filt == 0, I32(pl.cdiv(n, ct)), I32(0))
@@ -377,15 +361,9 @@ def _filtered(x2d, k, kind, choice, interpret):
         grid=(rows,),
         name="rankk_filtered",
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d)
     return out[:, :k]
-
-
-def _store(o_ref, row, pos, vals, mask):
-    from jax.experimental.pallas import triton as plt
-
-    plt.store(o_ref.at[row, pos], vals, mask=mask)
 
 
 def _resident_width(n, choice):
@@ -405,7 +383,7 @@ def _fused(x2d, k, kind, targets, choice, interpret):
         ),
         grid=(rows,),
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d)
     return out[:, :k]
 
@@ -422,7 +400,7 @@ def _count_kernel(x_ref, p_ref, o_ref, *, n, kind, nbits, choice, clen):
     row, c = pl.program_id(0), pl.program_id(1)
     d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
     prefix, done, shift = p_ref[row, 0], p_ref[row, 1], p_ref[row, 2]
-    cand = _to_signed(prefix | _shl(d, shift), nbits)
+    cand = to_signed(prefix | _shl(d, shift), nbits)
     lo = c * clen
     hi = jnp.where(done != 0, lo, jnp.minimum(lo + clen, n))
     cnt = _count_range(x_ref, row, lo, hi, cand, kind, choice.tile, n)
@@ -442,7 +420,7 @@ def _mb_counts(x2d, state, kind, nbits, shift, choice, interpret):
         grid=(rows, nch),
         name="rankk_radix_pass",
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d, p)
     return jnp.sum(cnt, axis=1, dtype=I32)
 
@@ -480,7 +458,7 @@ def _count_select_kernel(x_ref, t_ref, o_ref, *, n, ntargets, kind, choice, clen
     hi = jnp.minimum(lo + clen, n)
 
     def body(t, carry):
-        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * ct, ct, n)
         key = kind_key(v, kind)
         valid = mask & (cols < hi)
         out = []
@@ -508,12 +486,12 @@ def _write_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, c
 
     def body(t, carry):
         base, ties = carry[0], carry[1:]
-        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * ct, ct, n)
         key = kind_key(v, kind)
         sel, ties = _selection(key, mask & (cols < hi), thr[0], thr_lo, ties)
         si = sel.astype(I32)
         pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, cols, sel)
+        masked_store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
     init = tuple(b_ref[row, c, j] for j in range(1 + ntargets))
@@ -532,7 +510,7 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
     nch = pl.cdiv(n, clen)
     nt = len(targets)
     common = dict(n=n, kind=kind, ntargets=nt, choice=choice, clen=clen)
-    params = _compiler_params(choice, interpret)
+    params = compiler_params(choice, interpret)
     counts = pl.pallas_call(
         functools.partial(_count_select_kernel, **common),
         out_shape=jax.ShapeDtypeStruct((rows, nch, 2 * nt), I32),
@@ -565,28 +543,15 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
 # ----------------------------------------------------------------------------- entry
 
 
-def select_indices_pallas(x2d, k: int, kind: str, choice, *, interpret: bool):
+def select_indices_radix(x2d, k: int, kind: str, choice, *, interpret: bool):
     """Indices of the selected entries of each row of ``x2d`` (rows, n), ordered.
 
     Same contract as ``xla.select_indices``: Top-K descending, Bottom-K / Mid-K
     ascending, ties by increasing index. ``0 < k < n`` (the caller handles the rest).
+    ``choice.sample`` is ignored here (the sampled path is ``sample.py``; ``dispatch.py``
+    chooses between them).
     """
     _rows, n = x2d.shape
-    if choice.sample:
-        from spiraljax.kernels.pallas import sample
-
-        if sample.applicable(n, k, kind, choice.sample):
-            radix = dataclasses.replace(choice, sample=0)
-            return sample.select_indices_sampled(
-                x2d,
-                k,
-                kind,
-                choice,
-                interpret=interpret,
-                fallback=functools.partial(
-                    select_indices_pallas, k=k, kind=kind, choice=radix, interpret=interpret
-                ),
-            )
     targets = ((n - k) // 2 + k, (n - k) // 2) if kind == "mid" else (k,)
     if choice.use_2ce:
         idx = _multiblock(x2d, k, kind, targets, choice, interpret)
