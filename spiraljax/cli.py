@@ -210,10 +210,14 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
     from spiraljax.data import load_edges, load_mammal_closure
     from spiraljax.embedding import EmbedConfig, reconstruction_metrics, train
-    from spiraljax.embedding.evaluation import nearest_neighbours
+    from spiraljax.embedding.evaluation import x64_context
     from spiraljax.embedding.output import environment_info, write_run
+    from spiraljax.kernels.neighbors import nearest_neighbors
 
     config = EmbedConfig(
         dim=args.dim,
@@ -252,9 +256,14 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     present = [q for q in queries if q in set(graph.names)]
     if present:
         ids = [graph.index(q) for q in present]
-        nbr_ids, nbr_dists = nearest_neighbours(
-            result.embedding, ids, k=5, curvature=config.curvature
-        )
+        # A float64 embedding is searched in float64 even when x64 is globally off.
+        with x64_context(np.asarray(result.embedding).dtype):
+            x = jnp.asarray(result.embedding)
+            nbr_dists, nbr_ids = nearest_neighbors(
+                x[jnp.asarray(ids)], x, 5, curvature=config.curvature,
+                exclude_self=True, query_ids=ids, distance="direct",
+            )  # fmt: skip
+            nbr_dists, nbr_ids = np.asarray(nbr_dists), np.asarray(nbr_ids)
         print("nearest neighbours (Rank-K bottomk over Poincaré distances):")
         for q, row, drow in zip(present, nbr_ids, nbr_dists, strict=True):
             names = [graph.names[j] for j in row]
