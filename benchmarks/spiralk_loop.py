@@ -205,7 +205,9 @@ def main():
         workers=args.workers,
     )  # fmt: skip
     ms = {ch: m for ch, m, _ in sweep}
-    same_fcap = [(ch, m) for ch, m, _ in sweep if ch.fcap == before.choice.fcap]
+    same_fcap = [
+        (ch, m) for ch, m, _ in sweep if ch.filter_capacity == before.choice.filter_capacity
+    ]
     winner = min(same_fcap, key=lambda t: t[1])[0]
     rewrite = {
         "shape": [kind, rr, rc, rk],

@@ -41,7 +41,7 @@ def test_heur_explain_builtin_and_errors(monkeypatch, capsys):
     argv = ["heur", "explain", "--kind", "midk", "--rows", "1", "--cols", "1048576", "--k", "9"]
     assert main([*argv, "--device", "cuda", "--sm-count", "16"]) == 0
     out = capsys.readouterr().out
-    assert "source: builtin" in out and "use_2ce=True" in out
+    assert "source: builtin" in out and "multiblock=True" in out
     assert main(["heur", "explain", "--rows", "2", "--cols", "8", "--k", "9"]) == 2
     assert "k=9 exceeds cols=8" in capsys.readouterr().err
     monkeypatch.setenv("SPIRAL_HEUR_K", "mkd: (;")

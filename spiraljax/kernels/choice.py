@@ -104,42 +104,43 @@ class Choice:
     """Kernel variant and launch parameters of the Pallas Rank-K path.
 
     Attributes:
-      use_2ce: two-stage ("two command") multi-block shape — a grid of rows × ``chunks``
+      multiblock: the multi-block shape (SpiralK ``use_2ce``) — a grid of rows × ``chunks``
         programs, one launch per radix pass with per-chunk counts summed in XLA, then a
         count and a write launch for the compaction. ``False``: the fused shape, one
         program per row running all passes and the compaction in a single launch.
-      mk: merge kind, how the k survivors (written in index order) are ordered:
+      ordering: how the k survivors (written in index order) are ordered (SpiralK ``mk``):
         0 = stable sort of their keys, 1 = counting rank (O(k²) compares, for small k).
-      mkd: radix digit width D in bits (1–4); each pass tests 2^D candidate prefixes, so a
-        32-bit key needs ⌈32/D⌉ passes at most (fewer: the search exits once the count
-        matches k).
+      digit_bits: radix digit width D in bits, 1–4 (SpiralK ``mkd``); each pass tests 2^D
+        candidate prefixes, so a 32-bit key needs ⌈32/D⌉ passes at most (fewer: the search
+        exits once the count matches k).
       tile: elements per block in the counting passes (power of two); ``tile ≥ cols``
         selects the resident variant (row loaded once, kept in registers).
-      ctile: elements per block in the compaction pass (power of two).
+      compact_tile: elements per block in the compaction pass (power of two; SpiralK
+        ``ctile``).
       chunks: column blocks per row in the multi-block shape (ignored when fused); an upper
         bound — each block is a whole number of tiles, so short rows get fewer.
       warps: Triton ``num_warps`` of every launch.
       stages: Triton ``num_stages`` (software pipelining depth of the loops).
-      fcap: filter capacity of the fused Top/Bottom-K kernel on streamed rows: once the
-        bucket holding the k-th key has at most ``fcap`` members it is copied to a
+      filter_capacity: filter capacity of the fused Top/Bottom-K kernel on streamed rows:
+        once the bucket holding the k-th key has at most this many members it is copied to a
         per-row scratch and later passes read only that (AIR-style filtering); 0 = off.
       sample: Top/Bottom-K by sampled threshold (``pallas/sample.py``): this many keys
         of each row, in blocks spread along it, bound the k-th key from below; one pass
         over the row then keeps only the keys above that bound (``chunks`` programs per
-        row, ``ctile`` per block) and the k best candidates are selected exactly. Falls
-        back to the radix kernel above when the sample does not bound the selection
+        row, ``compact_tile`` per block) and the k best candidates are selected exactly.
+        Falls back to the radix kernel above when the sample does not bound the selection
         (heavy ties, crowded survivors); 0 = off. Needs ``4·sample ≤ cols``.
     """
 
-    use_2ce: bool = False
-    mk: int = 0
-    mkd: int = 2
+    multiblock: bool = False
+    ordering: int = 0
+    digit_bits: int = 2
     tile: int = 2048
-    ctile: int = 1024
+    compact_tile: int = 1024
     chunks: int = 1
     warps: int = 8
     stages: int = 2
-    fcap: int = 0
+    filter_capacity: int = 0
     sample: int = 0
 
     def validate(self, caps: DeviceCaps | None = None, k: int | None = None) -> Choice:
@@ -149,7 +150,7 @@ class Choice:
             if v not in dom[f.name]:
                 raise ValueError(f"Choice.{f.name}={v!r} is not one of {dom[f.name]}")
         if k is not None and not fits_problem(self, None, k):
-            raise ValueError(f"Choice.mk=1 (counting rank) needs k ≤ {MK1_MAX_K}, got k={k}")
+            raise ValueError(f"Choice.ordering=1 (counting rank) needs k ≤ {MK1_MAX_K}, got k={k}")
         return self
 
 
@@ -171,22 +172,22 @@ def candidate_domain(
     """Legal values of every ``Choice`` field on ``caps`` (the planner's search space).
 
     With ``kind`` and/or ``k`` the domain is narrowed to what is legal (and meaningful)
-    for that problem: counting-rank ordering (``mk=1``) only for ``k ≤ MK1_MAX_K``, and
+    for that problem: counting-rank ordering (``ordering=1``) only for ``k ≤ MK1_MAX_K``, and
     no filter capacity for Mid-K (the filtered kernel is Top/Bottom-K only). The first
     value of each field is the preferred one when nothing else decides.
     """
     caps = caps or DeviceCaps.cuda()
     max_warps = max(1, caps.max_workgroup // max(caps.lane_width, 32))
     dom = {
-        "use_2ce": (False, True),
-        "mk": (0, 1),
-        "mkd": (1, 2, 3, 4),
+        "multiblock": (False, True),
+        "ordering": (0, 1),
+        "digit_bits": (1, 2, 3, 4),
         "tile": (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
-        "ctile": (256, 512, 1024, 2048, 4096),
+        "compact_tile": (256, 512, 1024, 2048, 4096),
         "chunks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         "warps": tuple(w for w in (1, 2, 4, 8, 16, 32) if w <= max_warps),
         "stages": (1, 2, 3, 4),
-        "fcap": (0, 1024, 2048, 4096, 8192, 16384),
+        "filter_capacity": (0, 1024, 2048, 4096, 8192, 16384),
         "sample": (0, 1024, 2048, 4096, 8192),
     }
     dom.update(problem_limits(kind, k))
@@ -196,17 +197,18 @@ def candidate_domain(
 def problem_limits(kind: str | None, k: int | None) -> dict[str, tuple]:
     """The fields a problem restricts, with the values it allows (the first preferred).
 
-    * Counting-rank ordering (``mk=1``) builds a k×k comparison per row: only for
+    * Counting-rank ordering (``ordering=1``) builds a k×k comparison per row: only for
       ``k ≤ MK1_MAX_K``.
-    * Mid-K has no filtered kernel and no sampled path: ``fcap = 0`` and ``sample = 0``.
+    * Mid-K has no filtered kernel and no sampled path: ``filter_capacity = 0`` and
+      ``sample = 0``.
 
     ``kind`` or ``k`` ``None``: that part of the problem is unknown, nothing restricted.
     """
     limits: dict[str, tuple] = {}
     if k is not None and k > MK1_MAX_K:
-        limits["mk"] = (0,)
+        limits["ordering"] = (0,)
     if kind is not None and normalize_kind(kind) == "mid":
-        limits["fcap"] = (0,)
+        limits["filter_capacity"] = (0,)
         limits["sample"] = (0,)
     return limits
 
@@ -218,7 +220,8 @@ def fits_problem(choice: Choice, kind: str | None, k: int | None) -> bool:
 
 def fit_to_problem(choice: Choice, kind: str | None, k: int | None) -> Choice:
     """``choice`` with every field the problem forbids set to its allowed value
-    (``mk=0`` above ``MK1_MAX_K``; no ``fcap`` / ``sample`` for Mid-K)."""
+    (``ordering=0`` above ``MK1_MAX_K``; no ``filter_capacity`` / ``sample`` for
+    Mid-K)."""
     change = {f: vs[0] for f, vs in problem_limits(kind, k).items() if getattr(choice, f) not in vs}
     return dataclasses.replace(choice, **change) if change else choice
 
@@ -234,18 +237,27 @@ def candidates(caps: DeviceCaps | None = None, **fixed) -> list[Choice]:
     ]
 
 
-#: ``Choice`` field → SpiralK field name (the others are spelled alike). ``fcap`` has no
-#: SpiralK field: programs cannot assign it; the table, SoftLogic and the fallback can.
-DSL_FIELDS = {"chunks": "ch"}
+#: ``Choice`` field → its short SpiralK name (the others are spelled alike). ``fcap`` is
+#: no field of the SpiralK language: programs cannot assign it; the table, SoftLogic and
+#: the fallback can.
+DSL_FIELDS = {
+    "multiblock": "use_2ce",
+    "ordering": "mk",
+    "digit_bits": "mkd",
+    "compact_tile": "ctile",
+    "chunks": "ch",
+    "filter_capacity": "fcap",
+}
 _FROM_DSL = {v: f for f, v in DSL_FIELDS.items()}
 
 
 def spiralk_domain(
     caps: DeviceCaps, kind: str, k: int, prefer: Choice | None = None
 ) -> dict[str, tuple]:
-    """``candidate_domain(caps, kind, k=k)`` keyed by SpiralK field names (``chunks`` →
-    ``ch``). With ``prefer`` each field lists ``prefer``'s value first, so SoftLogic's
-    tie-break keeps the fields no rule speaks about at that plan (the built-in one)."""
+    """``candidate_domain(caps, kind, k=k)`` keyed by SpiralK field names (``DSL_FIELDS``:
+    ``chunks`` → ``ch``, ``digit_bits`` → ``mkd``, …). With ``prefer`` each field lists
+    ``prefer``'s value first, so SoftLogic's tie-break keeps the fields no rule speaks
+    about at that plan (the built-in one)."""
     dom = candidate_domain(caps, kind, k=k)
     out = {}
     for f, vs in dom.items():
@@ -257,7 +269,7 @@ def spiralk_domain(
 
 
 def choice_to_fields(choice: Choice) -> dict:
-    """A ``Choice`` as a SpiralK assignment (``chunks`` → ``ch``)."""
+    """A ``Choice`` as a SpiralK assignment (field names as in ``DSL_FIELDS``)."""
     return {
         DSL_FIELDS.get(f.name, f.name): getattr(choice, f.name) for f in dataclasses.fields(choice)
     }
@@ -268,5 +280,5 @@ def choice_from_fields(fields: dict) -> Choice:
     kw = {}
     for name, v in fields.items():
         f = _FROM_DSL.get(name, name)
-        kw[f] = bool(v) if f == "use_2ce" else int(v)
+        kw[f] = bool(v) if f == "multiblock" else int(v)
     return Choice(**kw)

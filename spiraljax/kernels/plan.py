@@ -68,7 +68,7 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
     """The built-in policy: ``plan_rank``'s fallback, and the preferred value of every
     field SpiralK leaves open.
 
-    * Multi-block (``use_2ce``) when one program per row cannot fill the device:
+    * Multi-block (``multiblock``) when one program per row cannot fill the device:
       ``rows < 2·SMs`` and the row is long (≥ 64 tiles); chunks give each SM ~4 programs.
     * Digit width 2: four candidates per pass balances compares per element (2^D per
       pass) against passes (⌈bits/D⌉), and early exit ends after ~log2(n)+2 bits. The
@@ -79,7 +79,7 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
       counting tile 2048 (4096 for rows ≥ 2^20) and compaction tile 1024; 8 warps,
       2 stages.
     * Streamed Top/Bottom-K rows filter the k-th key's bucket into a scratch once it has
-      ≤ 4096 members (``fcap``), so the row is read ~twice rather than once per pass.
+      ≤ 4096 members (``filter_capacity``), so the row is read ~twice rather than once per pass.
     * Top/Bottom-K with k ≤ 256 on rows of ≥ 32768 entries (GPU): the sampled
       single-read path (``sample`` 2048, 8192 for rows ≥ 2^20; 4 warps); its filter runs
       ``chunks`` programs per row, and its fallback is the radix plan of the rules
@@ -92,16 +92,16 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
         tile = pow2
     else:
         tile = 4096 if cols >= (1 << 20) else 2048
-    ctile = min(1024, tile)
-    use_2ce = rows < 2 * caps.sm_count and cols >= 64 * tile
+    compact_tile = min(1024, tile)
+    multiblock = rows < 2 * caps.sm_count and cols >= 64 * tile
     chunks = 1
-    if use_2ce:
+    if multiblock:
         want = max(1, (4 * caps.sm_count) // max(rows, 1))
         chunks = min(1024, 1 << (want - 1).bit_length(), max(1, cols // tile))
         chunks = 1 << (chunks.bit_length() - 1)
     # Streamed rows (not resident, not multi-block): filter the k-th key's bucket to a
     # scratch once it has ≤ 4096 members, so later passes stop re-reading the row.
-    fcap = 4096 if (not use_2ce and tile < cols and kind != "mid") else 0
+    filter_capacity = 4096 if (not multiblock and tile < cols and kind != "mid") else 0
     # Long Top/Bottom-K rows with k ≤ 256: the sampled single-read path, with the radix
     # plan of the fields above as its fallback (its filter kernel runs `chunks` programs
     # per row: one per row, or the multi-block count for few rows).
@@ -110,12 +110,12 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
         sample = 8192 if cols >= (1 << 20) else 2048
     return Choice(
         sample=sample,
-        fcap=fcap,
-        use_2ce=use_2ce,
-        mk=1 if k <= 32 else 0,
-        mkd=3 if use_2ce else 2,
+        filter_capacity=filter_capacity,
+        multiblock=multiblock,
+        ordering=1 if k <= 32 else 0,
+        digit_bits=3 if multiblock else 2,
         tile=tile,
-        ctile=ctile,
+        compact_tile=compact_tile,
         chunks=chunks,
         warps=4 if sample else 8,
         stages=2,

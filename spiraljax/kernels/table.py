@@ -8,10 +8,11 @@ it reads ``SPIRAL_HEUR_TABLE`` or the table shipped in
 (no table is shipped before one has been measured on that device). ``table_choice`` is
 the entry the planner (``plan.py``) offers to SpiralK's consensus.
 
-Table schema (``"schema": "spiraljax.rankk-table/1"``)::
+Table schema (``"schema": "spiraljax.rankk-table/2"``; ``/2`` spells the ``Choice``
+fields with their Python names, ``/1`` used the SpiralK short forms)::
 
     {
-      "schema": "spiraljax.rankk-table/1",
+      "schema": "spiraljax.rankk-table/2",
       "device": {"platform": "gpu", "device_kind": "NVIDIA H200", "class": "h200"},
       "caps": {DeviceCaps fields}, "sg": true, "interpret": false,
       "versions": {"spiraljax": ..., "jax": ..., "jaxlib": ..., "python": ...},
@@ -66,7 +67,7 @@ __all__ = [
     "write_table",
 ]
 
-SCHEMA = "spiraljax.rankk-table/1"
+SCHEMA = "spiraljax.rankk-table/2"
 TABLE_DIR = Path(__file__).resolve().parent / "tables"
 _AXES = ("rows", "cols", "k")
 
@@ -233,8 +234,8 @@ def _caps_match(table: dict, caps: DeviceCaps) -> bool:
 
 def table_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice | None:
     """The default table's entry for ``plan_rank``: only from a table measured on a
-    device with the same caps, adapted to the problem (``mk=0`` above ``MK1_MAX_K``, no
-    ``fcap`` for Mid-K). A set ``SPIRAL_HEUR_TABLE`` that cannot be read is an error
+    device with the same caps, adapted to the problem (``ordering=0`` above ``MK1_MAX_K``, no
+    ``filter_capacity`` for Mid-K). A set ``SPIRAL_HEUR_TABLE`` that cannot be read is an error
     (a warning under ``SPIRAL_HEUR_ON_ERROR=warn``)."""
     try:
         table = _resolve(None)

@@ -76,24 +76,34 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
     if kind != "mid":  # the sampled single-read path (pallas/sample.py) first
         for smp in (2048, 8192):
             if 4 * smp <= cols:
-                out.append(rep(base, sample=smp, ctile=1024, warps=4))
+                out.append(rep(base, sample=smp, compact_tile=1024, warps=4))
     out.append(base)
-    out += [rep(base, mkd=m) for m in (2, 3, 4)]
+    out += [rep(base, digit_bits=m) for m in (2, 3, 4)]
     out += [rep(base, warps=w) for w in (4, 16) if w in candidate_domain(caps)["warps"]]
     out += [rep(base, stages=s) for s in (1, 3)]
-    out += [rep(base, mk=m) for m in (0, 1) if m == 0 or k <= MK1_MAX_K]
+    out += [rep(base, ordering=m) for m in (0, 1) if m == 0 or k <= MK1_MAX_K]
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
     # resident: the whole row kept in registers. Not beyond 2·RESIDENT_MAX: a 65536-entry
     # row is 512 registers per thread at 4 warps (spilled), and its kernel took 40–70 s
     # to compile against ≤ 7 s for any other candidate (benchmarks/kernel_ir.py)
     if pow2 <= 2 * RESIDENT_MAX:
-        out += [rep(base, use_2ce=False, tile=pow2, fcap=0, chunks=1, mkd=m) for m in (2, 4)]
+        out += [
+            rep(base, multiblock=False, tile=pow2, filter_capacity=0, chunks=1, digit_bits=m)
+            for m in (2, 4)
+        ]
     streamed = [t for t in (1024, 2048, 4096) if t < cols]
     for t in streamed:
-        out.append(rep(base, use_2ce=False, tile=t, chunks=1, ctile=min(1024, t)))
+        out.append(rep(base, multiblock=False, tile=t, chunks=1, compact_tile=min(1024, t)))
         if kind != "mid":
             out += [
-                rep(base, use_2ce=False, tile=t, chunks=1, ctile=min(1024, t), fcap=f)
+                rep(
+                    base,
+                    multiblock=False,
+                    tile=t,
+                    chunks=1,
+                    compact_tile=min(1024, t),
+                    filter_capacity=f,
+                )
                 for f in (0, 4096, 16384)
             ]
     if streamed:
@@ -101,7 +111,16 @@ def default_candidates(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps
         want = max(1, (4 * caps.sm_count) // max(rows, 1))
         for ch in sorted({max(2, want // 4), max(2, want), min(1024, 4 * want)}):
             ch = min(1 << (ch.bit_length() - 1), 1024)
-            out.append(rep(base, use_2ce=True, chunks=ch, tile=t, ctile=min(1024, t), fcap=0))
+            out.append(
+                rep(
+                    base,
+                    multiblock=True,
+                    chunks=ch,
+                    tile=t,
+                    compact_tile=min(1024, t),
+                    filter_capacity=0,
+                )
+            )
     legal = []
     for ch in dict.fromkeys(out):
         ch = fit_to_problem(ch, kind, k)
@@ -339,7 +358,7 @@ def default_condition(kind: str, rows: int, cols: int, k: int) -> str:
 
 def _dsl(choice: Choice) -> dict:
     fields = choice_to_fields(choice)
-    fields.pop("fcap")  # no SpiralK field
+    fields.pop("fcap")  # no field of the SpiralK language
     return fields
 
 
@@ -370,8 +389,8 @@ def self_rewrite(
     1. ``incumbent`` defaults to ``plan_rank(kind, rows, cols, k, caps).choice``.
     2. ``candidate`` defaults to the fastest of ``candidates`` (default
        :func:`default_candidates`) in one timing sweep, among those that differ from the
-       incumbent in SpiralK-expressible fields (``fcap`` has no SpiralK field and must
-       match the incumbent's).
+       incumbent in SpiralK-expressible fields (``filter_capacity`` has no SpiralK field
+       and must match the incumbent's).
     3. Up to ``trials`` trials, each timing both plans (alternating order) with every
        output checked against the XLA path; a trial is won when the candidate is strictly
        faster. ``spiralk.ABTest`` (``min_trials``, baseline 0.5, z = 1.96) decides.
@@ -416,7 +435,7 @@ def self_rewrite(
                 break
             if ch == incumbent:
                 break  # nothing measured faster than the incumbent
-            if ch.fcap == incumbent.fcap and _dsl(ch) != _dsl(incumbent):
+            if ch.filter_capacity == incumbent.filter_capacity and _dsl(ch) != _dsl(incumbent):
                 candidate = ch
                 break
         if candidate is None:
@@ -425,10 +444,11 @@ def self_rewrite(
                 incumbent, None, "incumbent_best", 0, 0, (0.0, 1.0), (), 0, plan, tuple(timings)
             )
     candidate.validate(caps, k)
-    if candidate.fcap != incumbent.fcap:
+    if candidate.filter_capacity != incumbent.filter_capacity:
         raise ValueError(
-            f"candidate.fcap={candidate.fcap} differs from incumbent.fcap={incumbent.fcap}: "
-            "fcap has no SpiralK field, so a rule cannot express it"
+            f"candidate.filter_capacity={candidate.filter_capacity} differs from "
+            f"incumbent.filter_capacity={incumbent.filter_capacity}: filter_capacity has no "
+            "SpiralK field, so a rule cannot express it"
         )
     ab = ABTest(
         _dsl(incumbent),

@@ -92,7 +92,7 @@ def capacity(n: int, k: int, s: int, chunks: int) -> int:
 
 
 def _chunks(n, choice):
-    ct = choice.ctile
+    ct = choice.compact_tile
     tiles = pl.cdiv(n, ct)
     per = pl.cdiv(tiles, min(choice.chunks, tiles))
     return per * ct, pl.cdiv(tiles, per)
@@ -165,7 +165,7 @@ def filter_candidates(x2d, k, kind, choice, interpret):
     s = _sample_size(n, choice.sample)
     clen, nch = _chunks(n, choice)
     cap = capacity(n, k, s, nch)
-    width = choice.ctile
+    width = choice.compact_tile
     kernel = functools.partial(
         _filter_kernel,
         n=n,
