@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-import spiraljax.cli_kernels  # noqa: F401  (registers the subcommands)
 from spiraljax.cli import main
 from spiraljax.kernels import table as tables
 
