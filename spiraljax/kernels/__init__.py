@@ -1,4 +1,7 @@
-"""Rank-K: exact TopK / BottomK / MidK selection with per-backend kernels (SPEC §6)."""
+"""Rank-K: exact TopK / BottomK / MidK selection with per-backend kernels.
+
+See docs/concepts/rank-k.md (and docs/api/kernels.md for the modules in reading order).
+"""
 
 from spiraljax.kernels.choice import Choice, DeviceCaps, candidate_domain, candidates
 from spiraljax.kernels.keys import signed_key

@@ -276,7 +276,7 @@ def choice_to_fields(choice: Choice) -> dict:
 
 
 def choice_from_fields(fields: dict) -> Choice:
-    """Inverse of :func:`choice_to_fields` (missing fields keep ``Choice`` defaults)."""
+    """Inverse of ``choice_to_fields`` (missing fields keep ``Choice`` defaults)."""
     kw = {}
     for name, v in fields.items():
         f = _FROM_DSL.get(name, name)

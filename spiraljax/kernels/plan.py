@@ -222,7 +222,7 @@ def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None =
     """Plan a Rank-K launch for ``rows`` rows of ``cols`` entries selecting ``k``.
 
     The plan is SpiralK's consensus (``spiraljax.spiralk.decide``) over the legal
-    ``Choice`` values for ``caps`` and this problem (:func:`spiralk_domain`):
+    ``Choice`` values for ``caps`` and this problem (``spiralk_domain``):
 
     1. hard assignments of ``SPIRAL_HEUR_K`` (and of the heur file) win; fields they
        leave open are completed by the best of step 2, else by the built-in policy;
@@ -231,7 +231,7 @@ def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None =
        device (``table.table_choice``; bonus ``SPIRAL_HEUR_GEN_WEIGHT``, default 0.10) and the
        adopted self-rewrite rules of the heur file (``SPIRAL_HEUR_FILE``, default
        ``~/.spiraljax/heur.kdsl``);
-    3. otherwise the built-in policy of :func:`default_choice`.
+    3. otherwise the built-in policy of ``default_choice``.
 
     Program variables: ``r = rows``, ``c = cols``, ``k``, ``sg = caps.subgroup``,
     ``kind = "topk" | "bottomk" | "midk"``; SpiralK's field ``ch`` is ``Choice.chunks``.
@@ -262,5 +262,5 @@ def plan_rank(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None =
 
 
 def explain_plan(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps | None = None):
-    """The ``spiraljax.spiralk.Decision`` behind :func:`plan_rank` (for ``heur explain``)."""
+    """The ``spiraljax.spiralk.Decision`` behind ``plan_rank`` (for ``heur explain``)."""
     return _plan(kind, rows, cols, k, caps)[1]

@@ -1,4 +1,6 @@
-"""Exact, differentiable Top-K / Bottom-K / Mid-K (SPEC §6) with per-backend kernels.
+"""Exact, differentiable Top-K / Bottom-K / Mid-K with per-backend kernels.
+
+See docs/concepts/rank-k.md.
 
 Semantics, identical for every kind, dtype and backend:
 

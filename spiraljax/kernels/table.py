@@ -216,7 +216,7 @@ def choose(rows: int, cols: int, k: int, sg, table=None, *, kind="top", dtype=No
 
     Args:
       rows, cols, k: problem size. sg: subgroup/warp available (``DeviceCaps.subgroup``).
-      table: a table dict, a path, or ``None`` for :func:`default_table_path` (none is
+      table: a table dict, a path, or ``None`` for ``default_table_path`` (none is
         shipped for a device class until a table was measured on it).
       kind: ``"top"``, ``"bottom"`` or ``"mid"``; dtype: restrict to entries of a dtype.
     """

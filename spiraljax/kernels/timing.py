@@ -135,7 +135,7 @@ def _kernel_fn(kind: str, k: int, choice: Choice):
 
 
 #: seconds spent compiling each (kind, k, choice, input shape, dtype), filled by
-#: :func:`compile_variants`; ``tune`` logs their sum per shape.
+#: ``compile_variants``; ``tune`` logs their sum per shape.
 COMPILE_SECONDS: dict = {}
 _COMPILED: dict = {}
 
@@ -202,7 +202,7 @@ def time_variants(
     **kw,
 ) -> list:
     """``timing.time_calls`` of every ``Choice`` on the same inputs, after compiling the
-    variants side by side (:func:`compile_variants`; compiled functions are reused across
+    variants side by side (``compile_variants``; compiled functions are reused across
     calls — A/B trials time the same two plans many times).
 
     Returns ``[(choice, ms, error)]`` sorted by time; a variant that fails to lower,

@@ -198,16 +198,16 @@ def tune(
       shapes: explicit ``(rows, cols, k)`` triples measured instead of the product grid
         (ranges are then built from the values each axis takes in the list).
       candidates: ``Choice`` list, or ``fn(kind, rows, cols, k, caps) -> list`` (default
-        :func:`default_candidates`).
+        ``default_candidates``).
       repeats, batch, warmup: ``timing.time_calls`` settings.
       allow_interpret: permit a non-GPU device (Pallas interpret mode: a functional check,
         not a tuning).
       timer: ``timer(kind, inputs, k, choices, **kw) -> [(choice, ms, error)]``, default
-        :func:`time_variants` (the shape's variants compiled side by side, compiled
+        ``time_variants`` (the shape's variants compiled side by side, compiled
         functions kept so a later A/B trial or check of the same plan does not
         recompile); injectable.
       workers: variants compiled side by side by the default timer
-        (:func:`compile_variants`; default the CPU count − 1, at most 16).
+        (``compile_variants``; default the CPU count − 1, at most 16).
 
     Every timed batch checks one output against the XLA path (indices and value bits); a
     variant that differs is excluded and listed under ``"mismatches"`` with a warning.
@@ -326,7 +326,7 @@ def _legal(ch: Choice, caps, kind, k) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class RewriteResult:
-    """Outcome of :func:`self_rewrite`.
+    """Outcome of ``self_rewrite``.
 
     ``status``: ``"adopted"``, ``"below_threshold"``, ``"collecting"`` (ran out of
     trials) or ``"incumbent_best"`` (no faster expressible candidate: nothing tested).
@@ -388,7 +388,7 @@ def self_rewrite(
 
     1. ``incumbent`` defaults to ``plan_rank(kind, rows, cols, k, caps).choice``.
     2. ``candidate`` defaults to the fastest of ``candidates`` (default
-       :func:`default_candidates`) in one timing sweep, among those that differ from the
+       ``default_candidates``) in one timing sweep, among those that differ from the
        incumbent in SpiralK-expressible fields (``filter_capacity`` has no SpiralK field
        and must match the incumbent's).
     3. Up to ``trials`` trials, each timing both plans (alternating order) with every
@@ -396,11 +396,11 @@ def self_rewrite(
        faster. ``spiralk.ABTest`` (``min_trials``, baseline 0.5, z = 1.96) decides.
     4. If adopted, ``ABTest.commit(store)`` appends ``soft(field, candidate, weight,
        cond)`` and ``soft(field, incumbent, -weight, cond)`` per changed field (``cond``:
-       :func:`default_condition`) with provenance. ``store`` defaults to
+       ``default_condition``) with provenance. ``store`` defaults to
        ``HeurStore()`` — the file ``plan_rank`` reads (``SPIRAL_HEUR_FILE``).
 
     ``weight`` must outweigh the soft rules that made the incumbent win, or the plan
-    will not move. ``timer`` as in :func:`tune` (default :func:`time_variants`).
+    will not move. ``timer`` as in ``tune`` (default ``time_variants``).
     """
     from spiraljax.spiralk import ABTest, HeurStore
 

@@ -12,7 +12,7 @@
 ``SPIRAL_HEUR_ON_ERROR``   What a bad program, heur file or variable does at planning time:
                            ``raise`` (default) raises the error (``SpiralKError`` with line,
                            column and caret excerpt, or ``ValueError``); ``warn`` emits a
-                           :class:`SpiralKWarning` *and* logs an error on the
+                           ``SpiralKWarning`` *and* logs an error on the
                            ``spiraljax.spiralk`` logger with the full reason, then plans without
                            the bad piece. Nothing is ever ignored silently.
 ``SPIRAL_HEUR_TABLE``      A tuned table (JSON, written by ``spiraljax tune``) used instead of the

@@ -8,7 +8,7 @@ filtering). For continuous data a row can be reduced to a few hundred candidates
    blocks of ``SAMPLE_BLOCK`` contiguous entries spread evenly along it, are loaded into
    registers and ``thr``, the ``j``-th largest of them, is found by a bitwise search
    (``bits`` counting steps), with ``j`` chosen so that about ``j·n/S`` keys of the row —
-   comfortably more than ``k`` — are ``≥ thr`` (:func:`sample_rank`). Every program of
+   comfortably more than ``k`` — are ``≥ thr`` (``sample_rank``). Every program of
    a row computes the same ``thr`` from the same sample.
 2. **Filter** (same kernel): a grid of ``rows × chunks`` programs reads the row once and
    writes every key ``≥ thr`` with its index, in index order, to the chunk's segment of
