@@ -4,7 +4,7 @@ Problem: an (N, d) table of Poincaré-ball points (an embedding matrix) with a d
 Euclidean gradient, c = 1, float32. For each optimizer we time one full step (Riemannian
 gradient, moments, exponential map or retraction, transport, re-projection):
 
-* ``spiraljax-scan`` — ``steps`` updates + :func:`spiraljax.optim.apply_updates` inside one
+* ``spiraljax-scan`` — ``steps`` updates + ``spiraljax.optim.apply_updates`` inside one
   jitted ``lax.scan`` (the way a training loop should run), time per step;
 * ``spiraljax-call`` — one jitted ``update + apply_updates`` call per step from Python
   (includes dispatch), time per step;

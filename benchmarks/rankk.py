@@ -26,9 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from spiraljax.kernels import Choice, bottomk, midk, plan_rank, topk
-from spiraljax.kernels.plan import DeviceCaps
-from spiraljax.kernels.timing import time_calls, time_choices
+from spiraljax.kernels import Choice, DeviceCaps, bottomk, midk, plan_rank, topk
+from spiraljax.kernels.timing import time_calls, time_variants
 
 GPU_SHAPES = [
     (1024, 65536, 16),
@@ -201,7 +200,7 @@ def main():
                 if gpu and args.tune and kind == "top":
                     row["tuned"] = [
                         (str(c), ms, err)
-                        for c, ms, err in time_choices(
+                        for c, ms, err in time_variants(
                             kind, xs, k, tune_candidates(rows, cols, k), reps=7, batch=3
                         )
                     ][:3]
@@ -255,13 +254,13 @@ def check_sweep():
     only_2ce = os.environ.get("RANKK_CHECK_2CE") == "1"
     chs = [
         Choice(),
-        Choice(mkd=1, tile=1024, ctile=512, mk=1),
-        Choice(mkd=3, tile=4096, ctile=2048, warps=4, stages=3),
-        Choice(mkd=4, tile=512, ctile=256),
-        Choice(use_2ce=True, chunks=8, mkd=2, tile=1024, ctile=1024),
-        Choice(use_2ce=True, chunks=64, mkd=4, tile=2048, ctile=512, mk=1),
-        Choice(fcap=4096),
-        Choice(fcap=1024, mkd=4, tile=1024, ctile=512, mk=1),
+        Choice(digit_bits=1, tile=1024, compact_tile=512, ordering=1),
+        Choice(digit_bits=3, tile=4096, compact_tile=2048, warps=4, stages=3),
+        Choice(digit_bits=4, tile=512, compact_tile=256),
+        Choice(multiblock=True, chunks=8, digit_bits=2, tile=1024, compact_tile=1024),
+        Choice(multiblock=True, chunks=64, digit_bits=4, tile=2048, compact_tile=512, ordering=1),
+        Choice(filter_capacity=4096),
+        Choice(filter_capacity=1024, digit_bits=4, tile=1024, compact_tile=512, ordering=1),
     ]
     only_filter = os.environ.get("RANKK_CHECK_FILTER") == "1"
     bad = 0
@@ -289,7 +288,7 @@ def check_sweep():
                 if only_filter:
                     pick = (chs[6], chs[7])
                 for ch in pick:
-                    if ch.mk == 1 and kk > 256:
+                    if ch.ordering == 1 and kk > 256:
                         continue
                     out = op(x, kk, implementation="triton", choice=ch)
                     same = np.array_equal(np.asarray(out[1]), np.asarray(ref[1])) and (
@@ -309,7 +308,7 @@ def tune_sweep(args):
     out = []
     for rows, cols, k in shapes:
         xs = make_inputs(rows, cols, jnp.float32, 2, seed=rows + cols + k)
-        res = time_choices("top", xs, k, tune_candidates(rows, cols, k), reps=5, batch=3)
+        res = time_variants("top", xs, k, tune_candidates(rows, cols, k), reps=5, batch=3)
         for ch, ms, err in res:
             out.append(
                 {"rows": rows, "cols": cols, "k": k, "choice": str(ch), "ms": ms, "err": err}
@@ -326,17 +325,31 @@ def tune_candidates(rows, cols, k):
     import dataclasses
 
     rep = dataclasses.replace
-    out = [base, rep(base, mkd=3), rep(base, mkd=4), rep(base, warps=4), rep(base, warps=16)]
-    if not base.use_2ce and base.tile < cols:
-        out += [rep(base, fcap=0), rep(base, fcap=16384), rep(base, fcap=16384, mkd=4)]
+    out = [
+        base,
+        rep(base, digit_bits=3),
+        rep(base, digit_bits=4),
+        rep(base, warps=4),
+        rep(base, warps=16),
+    ]
+    if not base.multiblock and base.tile < cols:
+        out += [
+            rep(base, filter_capacity=0),
+            rep(base, filter_capacity=16384),
+            rep(base, filter_capacity=16384, digit_bits=4),
+        ]
     if cols <= 65536:  # resident: whole row in registers
         t = 1 << (cols - 1).bit_length()
-        out += [rep(base, tile=t, warps=w, mkd=m, fcap=0) for w in (16, 32) for m in (2, 4)]
+        out += [
+            rep(base, tile=t, warps=w, digit_bits=m, filter_capacity=0)
+            for w in (16, 32)
+            for m in (2, 4)
+        ]
     else:
         out += [rep(base, tile=1024), rep(base, tile=8192)]
     if rows < 256:
         for ch in (4, 16, 64):
-            out.append(rep(base, use_2ce=True, chunks=min(1024, ch * max(1, 132 // rows))))
+            out.append(rep(base, multiblock=True, chunks=min(1024, ch * max(1, 132 // rows))))
     return list(dict.fromkeys(out))
 
 

@@ -4,7 +4,7 @@
 
 For each GPU.md shape (Top-K, float32 unless ``--dtypes``) it times the planned radix
 kernel, ``lax.top_k(is_stable=False)``, ``torch.topk`` and sampled-path variants
-(sample size × chunks × ctile × warps), each output checked bit-identical against the XLA
+(sample size × chunks × compact_tile × warps), each output checked bit-identical against the XLA
 path every batch; for the sampled variants it also reports whether the single-read path
 was taken (``fast``: the sample bounded every row) and the time of each stage (threshold,
 filter, select). Prints one JSON line per measurement and writes
@@ -46,7 +46,7 @@ def variants(rows, cols, k, sms=132):
         for ch in dict.fromkeys((min(base, 1024), min(4 * base, 1024))):
             for ct, w in ((1024, 4), (2048, 8)):
                 if 4 * s <= cols and cols // ch >= ct:
-                    out.append(Choice(sample=s, chunks=ch, ctile=ct, warps=w))
+                    out.append(Choice(sample=s, chunks=ch, compact_tile=ct, warps=w))
     return out
 
 
@@ -118,7 +118,7 @@ def main():
                 print(json.dumps(rec), flush=True)
                 best = None
                 for ch in variants(rows, cols, k)[: args.max_variants]:
-                    ch = dataclasses.replace(ch, mk=plan.mk)
+                    ch = dataclasses.replace(ch, ordering=plan.ordering)
                     v = {"choice": dataclasses.asdict(ch)}
                     try:
                         f = jax.jit(

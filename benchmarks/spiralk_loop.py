@@ -24,7 +24,7 @@ GPU run (writes ``benchmarks/results/spiralk_loop.{md,json}`` and the tuned tabl
 ``--smoke`` runs the same code on two tiny shapes with three candidates and four A/B trials
 in Pallas interpret mode (timings meaningless) and writes nothing unless ``--out`` is
 given: it checks the mechanics only. Compiled variants are kept between the tuning, the
-sweep and the A/B trials (``tuner.time_variants``), and a shape's variants compile side by
+sweep and the A/B trials (``timing.time_variants``), and a shape's variants compile side by
 side (``--workers``, default the CPU count − 1). On the H200, before the radix passes were
 rolled into one loop, a variant took ~40 s to compile and 2 shapes × 7 variants took
 560 s; ``--shapes`` splits the grid across calls when it does not fit in one.
@@ -46,8 +46,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jax
 from rankk import GPU_SHAPES  # the Rank-K shapes of GPU.md, one list for both scripts
 
-from spiraljax.kernels import DeviceCaps, plan_rank, tuner
-from spiraljax.kernels.plan import choice_to_fields
+from spiraljax.kernels import DeviceCaps, plan_rank, timing, tuner
+from spiraljax.kernels.choice import choice_to_fields
 
 SMOKE_SHAPES = [(2, 300, 7), (2, 600, 9)]
 BAD_DEFAULT = "soft(mkd, 1, 0.5, true);"
@@ -140,9 +140,9 @@ def main():
                 continue
             plan = plan_rank(kind, r, c, k, caps)
             pool = list(dict.fromkeys([plan.choice, *cands(kind, r, c, k, caps)]))
-            xs = tuner._inputs(r, c, "float32", 2, seed=r + c + k + 1)
-            check = tuner._reference_check(kind, xs, k)
-            res = tuner.time_variants(
+            xs = timing.random_inputs(r, c, "float32", 2, seed=r + c + k + 1)
+            check = timing.reference_check(kind, xs, k)
+            res = timing.time_variants(
                 kind, xs, k, pool, reps=repeats, batch=batch, warmup=1, check=check,
                 workers=args.workers,
             )  # fmt: skip
@@ -197,15 +197,17 @@ def main():
         allow_interpret=smoke,
     )
     after = res.plan_after
-    xs = tuner._inputs(rr, rc, "float32", 2, seed=rr + rc + rk + 2)
-    check = tuner._reference_check(kind, xs, rk)
+    xs = timing.random_inputs(rr, rc, "float32", 2, seed=rr + rc + rk + 2)
+    check = timing.reference_check(kind, xs, rk)
     pool = list(dict.fromkeys([before.choice, after.choice, *cands(kind, rr, rc, rk, caps)]))
-    sweep = tuner.time_variants(
+    sweep = timing.time_variants(
         kind, xs, rk, pool, reps=repeats, batch=batch, warmup=1, check=check,
         workers=args.workers,
     )  # fmt: skip
     ms = {ch: m for ch, m, _ in sweep}
-    same_fcap = [(ch, m) for ch, m, _ in sweep if ch.fcap == before.choice.fcap]
+    same_fcap = [
+        (ch, m) for ch, m, _ in sweep if ch.filter_capacity == before.choice.filter_capacity
+    ]
     winner = min(same_fcap, key=lambda t: t[1])[0]
     rewrite = {
         "shape": [kind, rr, rc, rk],

@@ -40,7 +40,7 @@ _SUBMODULES = {
     "data": "spiraljax.data",
 }
 
-# Rank-K ops re-exported at the top level (SPEC §6), resolved lazily.
+# Rank-K ops re-exported at the top level (see docs/concepts/rank-k.md), resolved lazily.
 _KERNEL_NAMES = {"topk", "bottomk", "midk", "topk2d", "plan_rank", "DeviceCaps", "Choice"}
 
 __all__ = [*sorted(_SUBMODULES), *sorted(_KERNEL_NAMES), "__version__"]

@@ -1,4 +1,4 @@
-"""Zero-copy array exchange with PyTorch through DLPack (SPEC §9).
+"""Zero-copy array exchange with PyTorch through DLPack (see docs/concepts/interop.md).
 
 ``from_torch(t)`` and ``to_torch(x)`` share memory whenever both libraries can describe
 the buffer; the cases where a copy cannot be avoided are listed below, and ``copy=False``

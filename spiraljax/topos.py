@@ -1,6 +1,8 @@
-"""The open Cartesian topos: a static guard that repairs or rejects bad values (SPEC §5).
+"""The open Cartesian topos: a static guard that repairs or rejects bad values.
 
-An :class:`OpenCartesianTopos` is a frozen, hashable configuration with two kinds of rule:
+See docs/concepts/zspace.md (the topos guard).
+
+An ``OpenCartesianTopos`` is a frozen, hashable configuration with two kinds of rule:
 
 * **rewrite** (repair, element-wise then geometric) — for every entry ``v``::
 
@@ -12,19 +14,19 @@ An :class:`OpenCartesianTopos` is a frozen, hashable configuration with two kind
   i.e. ``clip(nan_to_num(v), -S, S)``, a monotone non-decreasing map (the seed's "porous"
   saturation decayed *below* S for large inputs and was not monotone; this one is). The
   geometric step then re-projects points into the open Poincaré ball of curvature K
-  (``geometry.poincare.project``; identity at K = 0). :meth:`OpenCartesianTopos.saturate` is
+  (``geometry.poincare.project``; identity at K = 0). ``OpenCartesianTopos.saturate`` is
   the element-wise part alone, for values that are not ball points (gradients, tangent
   vectors, solver iterates).
 * **guard** (reject) — ``size ≤ max_volume`` and every entry finite. Eagerly it raises a
-  :class:`ToposError` (a ``ValueError``) naming the rule and the offending value; under a
-  trace it emits a :func:`jax.experimental.checkify.check`, so wrap the jitted function in
+  ``ToposError`` (a ``ValueError``) naming the rule and the offending value; under a
+  trace it emits a ``jax.experimental.checkify.check``, so wrap the jitted function in
   ``checkify.checkify`` (``strict=False`` uses ``checkify.debug_check`` instead, which is a
   no-op unless functionalized). The volume rule is always checked at trace time (shapes
   are static).
 
 ``tolerance`` is the topos' numerical tolerance floor (used by solvers as the smallest
 residual they may claim) and ``max_depth`` bounds recursion/loop depth
-(:meth:`OpenCartesianTopos.check_depth`); both are carried as configuration.
+(``OpenCartesianTopos.check_depth``); both are carried as configuration.
 
 The configuration is registered as a *static* pytree (no leaves), so a topos can be passed
 to, or closed over by, ``jax.jit``-ed functions and used as a static argument.
@@ -81,15 +83,15 @@ def _concrete_int(name: str, value: Any) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class OpenCartesianTopos:
-    """Static guard configuration (SPEC §5).
+    """Static guard configuration (see docs/concepts/zspace.md).
 
     Args:
-      curvature: Gaussian curvature K ≤ 0 of the ball that :meth:`rewrite` projects into.
+      curvature: Gaussian curvature K ≤ 0 of the ball that ``rewrite`` projects into.
       tolerance: numerical tolerance floor, > 0.
       saturation: S > 0; finite values with ``|v| > S`` and ±Inf become ``±S``.
-      max_volume: largest allowed number of entries (per array for :meth:`guard`, summed
-        over leaves for :meth:`guard_tree`), ≥ 1.
-      max_depth: largest allowed depth for :meth:`check_depth`, ≥ 1.
+      max_volume: largest allowed number of entries (per array for ``guard``, summed
+        over leaves for ``guard_tree``), ≥ 1.
+      max_depth: largest allowed depth for ``check_depth``, ≥ 1.
 
     Raises:
       ValueError: a non-finite or out-of-range field, naming it and its value.
@@ -143,7 +145,7 @@ class OpenCartesianTopos:
         return jnp.clip(jnp.where(jnp.isnan(x), jnp.zeros((), x.dtype), x), -s, s)
 
     def count_rewrites(self, x: jax.Array) -> RewriteCounts:
-        """Counts of entries :meth:`saturate` changes: NaN, ±Inf, finite with ``|v| > S``."""
+        """Counts of entries ``saturate`` changes: NaN, ±Inf, finite with ``|v| > S``."""
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.complexfloating):
             re, im = self.count_rewrites(x.real), self.count_rewrites(x.imag)
@@ -157,7 +159,7 @@ class OpenCartesianTopos:
         )
 
     def rewrite(self, x: jax.Array) -> jax.Array:
-        """Repair points: :meth:`saturate`, then re-project into the ball.
+        """Repair points: ``saturate``, then re-project into the ball.
 
         Args:
           x: points, shape ``(..., d)`` (last axis = coordinates), floating dtype.
@@ -172,15 +174,15 @@ class OpenCartesianTopos:
         return poincare.project(self.saturate(x), curvature=self.curvature)
 
     def saturate_tree(self, tree: PyTree) -> PyTree:
-        """:meth:`saturate` on every leaf of a pytree."""
+        """``saturate`` on every leaf of a pytree."""
         return jax.tree_util.tree_map(self.saturate, tree)
 
     def rewrite_tree(self, tree: PyTree) -> PyTree:
-        """:meth:`rewrite` on every leaf of a pytree (every leaf is a stack of points)."""
+        """``rewrite`` on every leaf of a pytree (every leaf is a stack of points)."""
         return jax.tree_util.tree_map(self.rewrite, tree)
 
     def count_rewrites_tree(self, tree: PyTree) -> RewriteCounts:
-        """:meth:`count_rewrites` summed over every leaf of a pytree."""
+        """``count_rewrites`` summed over every leaf of a pytree."""
         zero = jnp.zeros((), jnp.int32)
         out = RewriteCounts(zero, zero, zero)
         for leaf in jax.tree_util.tree_leaves(tree):
@@ -201,7 +203,7 @@ class OpenCartesianTopos:
         return jnp.all(jnp.isfinite(x))
 
     def is_valid_tree(self, tree: PyTree) -> jax.Array:
-        """Boolean scalar: :meth:`is_valid` over a pytree, volume summed over leaves."""
+        """Boolean scalar: ``is_valid`` over a pytree, volume summed over leaves."""
         leaves = [jnp.asarray(v) for v in jax.tree_util.tree_leaves(tree)]
         if sum(v.size for v in leaves) > self.max_volume:
             return jnp.asarray(False)
@@ -249,7 +251,7 @@ class OpenCartesianTopos:
         return x
 
     def guard_tree(self, tree: PyTree, *, strict: bool = True) -> PyTree:
-        """:meth:`guard` over a pytree: total volume over leaves, every leaf finite."""
+        """``guard`` over a pytree: total volume over leaves, every leaf finite."""
         leaves_with_path = jax.tree_util.tree_leaves_with_path(tree)
         volume = sum(jnp.size(v) for _, v in leaves_with_path)
         self._check_volume(volume, "pytree")

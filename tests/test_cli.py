@@ -81,7 +81,7 @@ def test_defaults():
     parser = cli.build_parser()
     demo = parser.parse_args(["demo"])
     assert {k: getattr(demo, k) for k in cli.DEMO_SETTINGS} == cli.DEMO_SETTINGS
-    assert demo.data is None and demo.handler is cli._run_demo
+    assert demo.data is None and demo.handler is cli.embed._run_demo
     embed = parser.parse_args(["embed"])
     # embed defaults: the reference mammal recipe of Nickel & Kiela.
     assert (embed.dim, embed.lr, embed.negatives, embed.batch_size, embed.burn_in) == (
@@ -89,7 +89,7 @@ def test_defaults():
     )  # fmt: skip
 
 
-def test_registry_adds_subcommands(monkeypatch, capsys):
+def test_commands_add_subcommands(capsys):
     calls = []
 
     def register(subparsers):
@@ -97,8 +97,7 @@ def test_registry_adds_subcommands(monkeypatch, capsys):
         p.add_argument("--name", default="world")
         p.set_defaults(handler=lambda args: calls.append(args.name) or 0)
 
-    monkeypatch.setattr(cli, "_REGISTRY", [*cli._REGISTRY, register])
-    assert cli.main(["hello", "--name", "ball"]) == 0
+    assert cli.main(["hello", "--name", "ball"], commands=(*cli.COMMANDS, register)) == 0
     assert calls == ["ball"]
 
 

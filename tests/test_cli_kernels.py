@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-import spiraljax.cli_kernels  # noqa: F401  (registers the subcommands)
 from spiraljax.cli import main
-from spiraljax.kernels import tuner
+from spiraljax.kernels import table as tables
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +40,7 @@ def test_heur_explain_builtin_and_errors(monkeypatch, capsys):
     argv = ["heur", "explain", "--kind", "midk", "--rows", "1", "--cols", "1048576", "--k", "9"]
     assert main([*argv, "--device", "cuda", "--sm-count", "16"]) == 0
     out = capsys.readouterr().out
-    assert "source: builtin" in out and "use_2ce=True" in out
+    assert "source: builtin" in out and "multiblock=True" in out
     assert main(["heur", "explain", "--rows", "2", "--cols", "8", "--k", "9"]) == 2
     assert "k=9 exceeds cols=8" in capsys.readouterr().err
     monkeypatch.setenv("SPIRAL_HEUR_K", "mkd: (;")
@@ -67,7 +66,7 @@ def test_tune_allow_interpret_writes_a_table(capsys, tmp_path):
     assert table["interpret"] is True and len(table["entries"]) == 1
     e = table["entries"][0]
     assert (e["rows"], e["cols"], e["k"]) == (2, 300, 7) and e["ms"] > 0
-    assert tuner.choose(2, 300, 7, False, out) is not None
+    assert tables.choose(2, 300, 7, False, out) is not None
 
 
 def test_tune_bad_options(capsys):

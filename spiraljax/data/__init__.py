@@ -1,6 +1,6 @@
 """Graph data for hierarchy embeddings: the shipped WordNet mammal closure and user TSVs.
 
-File format (``child<TAB>parent``), read by :func:`load_edges`:
+File format (``child<TAB>parent``), read by ``load_edges``:
 
 * one edge per line, exactly two tab-separated, non-empty fields: the child (hyponym)
   and the parent (hypernym);

@@ -1,4 +1,7 @@
-"""Distributed spiraljax on JAX meshes (SPEC §8): layouts, sharded Rank-K, gossip."""
+"""Distributed spiraljax on JAX meshes: layouts, sharded Rank-K, gossip.
+
+See docs/concepts/distributed.md.
+"""
 
 from spiraljax.distributed import rank as _rank
 from spiraljax.distributed.ameba import GossipResult, gossip

@@ -1,4 +1,6 @@
-"""Ameba gossip: decentralised training over a ring or torus of devices (SPEC §8).
+"""Ameba gossip: decentralised training over a ring or torus of devices.
+
+See docs/concepts/distributed.md.
 
 Every device keeps its own copy of the parameters, steps an optax optimizer on its own
 shard of the data, and mixes with its mesh neighbours through ``lax.ppermute`` — no

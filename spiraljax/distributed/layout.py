@@ -1,4 +1,4 @@
-"""PyFlame's mesh vocabulary mapped onto JAX shardings (SPEC §8).
+"""PyFlame's mesh vocabulary mapped onto JAX shardings (see docs/concepts/distributed.md).
 
 ``MeshLayout.grid(r, c)`` and friends return a ``jax.sharding.NamedSharding`` over a
 ``jax.sharding.Mesh`` — the objects JAX itself distributes with — so the result goes

@@ -1,4 +1,4 @@
-"""Exact Rank-K over an axis that is sharded across devices (SPEC §8).
+"""Exact Rank-K over an axis that is sharded across devices (see docs/concepts/distributed.md).
 
 Each shard selects locally with ``spiraljax.kernels``, turns its local indices into
 global ones, the candidates are all-gathered along the mesh axes that split the
@@ -100,7 +100,10 @@ def _sharded_select(kind, k, axis, local_n, n, names, mesh, in_spec):
 
 
 def topk(x: Any, k: int, *, axis: int = -1) -> tuple[jax.Array, jax.Array]:
-    """The k largest entries along ``axis`` of a sharded array, descending (SPEC §6 order)."""
+    """The k largest entries along ``axis`` of a sharded array, descending.
+
+    Order and ties as ``spiraljax.kernels.topk`` (docs/concepts/rank-k.md).
+    """
     return _select("topk", x, k, axis)
 
 

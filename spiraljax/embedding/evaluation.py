@@ -33,7 +33,6 @@ from spiraljax.geometry import poincare
 
 __all__ = [
     "ReconstructionMetrics",
-    "nearest_neighbours",
     "neighbour_table",
     "ranking_metrics",
     "reconstruction_metrics",
@@ -169,33 +168,3 @@ def reconstruction_metrics(
         x = jnp.asarray(embedding)
         c = jnp.asarray(curvature, x.dtype)
         return _accumulate(lambda rows: _dist_rows_jit(x, c, rows), sources, table, block)
-
-
-def nearest_neighbours(
-    embedding, queries, k: int, *, curvature: float = -1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest other points of each query point, by Poincaré distance.
-
-    Selected exactly with Rank-K (``spiraljax.kernels.bottomk``, ascending, ties by lower
-    index) over the distance rows, the query itself excluded.
-
-    Args:
-      embedding: (n, d) ball points.
-      queries: (q,) node ids.
-      k: neighbours per query, 1 ≤ k ≤ n − 1.
-
-    Returns:
-      ``(ids, distances)``, each (q, k), nearest first.
-    """
-    from spiraljax.kernels import bottomk
-
-    n = np.shape(embedding)[0]
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k={k} must be between 1 and n - 1 = {n - 1}")
-    with x64_context(np.asarray(embedding).dtype):
-        x = jnp.asarray(embedding)
-        q = jnp.asarray(queries, jnp.int32).reshape(-1)
-        d = _dist_rows(x, jnp.asarray(curvature, x.dtype), q)
-        d = d.at[jnp.arange(q.size), q].set(jnp.inf)  # exclude the query itself
-        values, ids = bottomk(d, k)
-        return np.asarray(ids), np.asarray(values)

@@ -213,7 +213,7 @@ def write_run(
     """Write ``embedding.npz``, ``metrics.json`` and ``poincare_disk.png`` atomically.
 
     Args:
-      output: target directory (see :func:`atomic_directory` for replacement rules).
+      output: target directory (see ``atomic_directory`` for replacement rules).
       embedding: (n, d) points; row i embeds ``graph.names[i]``.
       graph: the training edges.
       metrics: JSON-serialisable mapping written to ``metrics.json``.

@@ -158,7 +158,7 @@ class EmbedConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EmbedResult:
-    """Output of :func:`train`.
+    """Output of ``train``.
 
     Attributes:
       embedding: (n, dim) numpy array of ball points; row i embeds ``names[i]``.
@@ -276,7 +276,7 @@ def _update_own_block(optimizer, table, grad, opt_state, curvature):
 
     ``table`` (n, d) is replicated and ``grad`` (n, d) is this device's part of the batch
     gradient. Reduce-scatter sums the parts and leaves device i the rows of its block
-    [i·n/N, (i+1)·n/N); it updates them (:func:`_update_rows`, dense) and an all-gather
+    [i·n/N, (i+1)·n/N); it updates them (``_update_rows``, dense) and an all-gather
     of the blocks rebuilds the replicated table. The two collectives are the two halves of
     a ring all-reduce, so the bytes are those of one all-reduce of the gradient, while the
     update is split over the devices instead of repeated on each.
@@ -420,7 +420,7 @@ def train(
       callback: called as ``callback(epoch, loss)`` after every epoch.
 
     Returns:
-      An :class:`EmbedResult`.
+      An ``EmbedResult``.
     """
     with x64_context(config.dtype):
         return _train(graph, config, progress=progress, callback=callback)

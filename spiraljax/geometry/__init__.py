@@ -1,6 +1,6 @@
-"""Poincaré-ball geometry: math (:mod:`~spiraljax.geometry.poincare`), layers
-(:mod:`~spiraljax.geometry.layers`) and the shared numerical guards
-(:mod:`~spiraljax.geometry.guards`) that other spiraljax areas reuse."""
+"""Poincaré-ball geometry: math (``poincare``), layers
+(``layers``) and the shared numerical guards
+(``guards``) that other spiraljax areas reuse."""
 
 from spiraljax.geometry import guards, layers, poincare
 from spiraljax.geometry.guards import (

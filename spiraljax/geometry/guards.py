@@ -4,13 +4,13 @@ Every clamp, epsilon and input check of the geometry lives here, so the math in
 ``poincare.py`` reads as formulas. Other areas (optimizers, Z-space, kernels) should reuse
 these helpers rather than re-implementing them:
 
-* :func:`check_curvature` / :func:`curvature_to_c` — validate K ≤ 0 (Python-level check on
+* ``check_curvature`` / ``curvature_to_c`` — validate K ≤ 0 (Python-level check on
   concrete values) and turn it into c = −K ≥ 0 of a given dtype (traced K allowed).
-* :func:`as_float` / :func:`compute_dtype` / :func:`ball_eps` — dtype policy: float32 and
+* ``as_float`` / ``compute_dtype`` / ``ball_eps`` — dtype policy: float32 and
   float64 computed as is, bfloat16/float16 computed in float32 and cast back, non-floating
   dtypes rejected; boundary ε = 4e-3 for ≤ 32-bit, 1e-5 for float64.
-* :func:`check_same_dim` — coordinate axes must agree.
-* :func:`safe_sqrt`, :func:`tanh_ratio`, :func:`artanh_ratio`, :func:`arsinh_ratio` — NaN-free
+* ``check_same_dim`` — coordinate axes must agree.
+* ``safe_sqrt``, ``tanh_ratio``, ``artanh_ratio``, ``arsinh_ratio`` — NaN-free
   building blocks whose values *and* gradients are finite everywhere, with series
   expansions near 0 so that every formula is exactly Euclidean at c = 0 and differentiable
   in c.
@@ -63,7 +63,7 @@ def check_curvature(curvature: Any, name: str = "curvature") -> Any:
     """Validate a Gaussian curvature K (Python-level, only when its value is concrete).
 
     Raises ``ValueError`` naming ``name`` and the value when K > 0, K is not finite, or K
-    is not a scalar. Traced values pass through unchecked (use :func:`curvature_to_c`,
+    is not a scalar. Traced values pass through unchecked (use ``curvature_to_c``,
     which clamps c = max(−K, 0), to stay NaN-free under tracing). Returns ``curvature``.
     """
     shape = np.shape(curvature)
@@ -86,7 +86,7 @@ def check_curvature(curvature: Any, name: str = "curvature") -> Any:
 
 
 def curvature_to_c(curvature: Any, dtype: Any, name: str = "curvature") -> jax.Array:
-    """Return c = −K ≥ 0 as a scalar array of ``dtype`` after :func:`check_curvature`.
+    """Return c = −K ≥ 0 as a scalar array of ``dtype`` after ``check_curvature``.
 
     Traced K > 0 cannot be rejected at trace time; c is then clamped to 0 (Euclidean).
     """

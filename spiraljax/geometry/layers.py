@@ -1,13 +1,13 @@
 r"""Hyperbolic neural-network layers on the Poincaré ball (Ganea, Bécigneul & Hofmann 2018).
 
-Each layer is a :class:`Layer`: a pair of pure functions ``init(key, ...) -> params`` and
+Each layer is a ``Layer``: a pair of pure functions ``init(key, ...) -> params`` and
 ``apply(params, x, *, curvature)``; params are plain dicts of arrays (pytrees), so they go
 through ``jit``, ``vmap``, ``grad`` and optax unchanged. Ball-valued parameters (biases,
 hyperplane offsets) should be updated with a Riemannian optimizer; the others are Euclidean.
 
-* :data:`mobius_linear` — y = (W ⊗ x) ⊕ b = exp₀(W log₀ x) ⊕ b.
-* :data:`poincare_mlr` — hyperbolic multinomial logistic regression logits.
-* :data:`hyperbolic_cross_entropy` — softmax cross entropy over ``poincare_mlr`` logits.
+* ``mobius_linear`` — y = (W ⊗ x) ⊕ b = exp₀(W log₀ x) ⊕ b.
+* ``poincare_mlr`` — hyperbolic multinomial logistic regression logits.
+* ``hyperbolic_cross_entropy`` — softmax cross entropy over ``poincare_mlr`` logits.
 
 Reference: O. Ganea, G. Bécigneul, T. Hofmann, *Hyperbolic Neural Networks*, NeurIPS 2018
 (arXiv:1805.09112), §3.
@@ -189,7 +189,7 @@ def _hyperbolic_cross_entropy(
     curvature: ArrayLike = -1.0,
     reduction: str = "mean",
 ) -> jax.Array:
-    """Softmax cross entropy over :data:`poincare_mlr` logits.
+    """Softmax cross entropy over ``poincare_mlr`` logits.
 
     loss = −log softmax(ζ(x))[label], ζ = ``poincare_mlr.apply(params, x)``.
 

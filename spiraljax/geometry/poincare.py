@@ -5,7 +5,7 @@ g_x = λ_x² · I where λ_x = 2 / (1 − c‖x‖²) is the conformal factor. A
 reduces exactly to its Euclidean counterpart with the metric 4·I (λ ≡ 2): x ⊕ y = x + y,
 r ⊗ x = r·x, expmap(x, u) = x + u, dist(x, y) = 2‖x − y‖.
 
-Conventions (SPEC §0):
+Conventions (see docs/concepts/curvature.md):
 
 * Points and tangent vectors are arrays whose last axis holds coordinates; leading axes
   broadcast. Reductions over a point drop the coordinate axis unless ``keepdims=True``.
@@ -18,7 +18,7 @@ Conventions (SPEC §0):
 * No NaN/Inf, in values or gradients, for finite inputs (points inside the ball, tangent
   vectors up to ~1e18 in float32): at the origin, at the boundary, for coincident points.
   The transcendental functions are written as ratios of w = c‖v‖²
-  (:func:`~spiraljax.geometry.guards.tanh_ratio` and friends) so that no norm is ever divided
+  (``tanh_ratio`` and friends) so that no norm is ever divided
   by, every formula is smooth in c, and exactly Euclidean at c = 0.
 
 Numerics differ from geoopt (``geoopt/manifolds/stereographic/math.py``) only where geoopt
@@ -481,7 +481,7 @@ def expmap(x: ArrayLike, u: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Ar
 def logmap(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
     """Logarithmic map log_x(y) = (2/(√c λ_x)) artanh(√c‖s‖) s/‖s‖ with s = (−x) ⊕ y.
 
-    Inverse of :func:`expmap`; ‖log_x(y)‖_x = dist(x, y). Tangent vectors ``(..., d)``.
+    Inverse of ``expmap``; ‖log_x(y)‖_x = dist(x, y). Tangent vectors ``(..., d)``.
     """
     (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
     return _fused(_logmap, out, (), x, y, c)
@@ -525,11 +525,11 @@ def pairwise_dist(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) ->
     """All distances between two point sets, (n, d), (m, d) → (n, m); leading axes batch.
 
     Uses ‖x_i − y_j‖² = ‖x_i‖² + ‖y_j‖² − 2⟨x_i, y_j⟩ (one matrix product) and the closed
-    form of :func:`dist`, so memory is O(n·m) — no (n, m, d) intermediate. The expansion
+    form of ``dist``, so memory is O(n·m) — no (n, m, d) intermediate. The expansion
     cancels for near points: the absolute error of d(x_i, y_j) is about
     2·√(ε_mach·(‖x_i‖² + ‖y_j‖²)/((1 − c‖x_i‖²)(1 − c‖y_j‖²))) (≈ 1e-3 for unit-scale float32
     points, ≈ 3e-8 in float64), and at x_i = y_j the gradient is finite and small but not
-    exactly 0; use :func:`dist` when near-point accuracy matters.
+    exactly 0; use ``dist`` when near-point accuracy matters.
     """
     (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
     if x.ndim < 2 or y.ndim < 2:
@@ -639,7 +639,7 @@ def frechet_mean(
 ) -> jax.Array:
     """Weighted Fréchet (Karcher) mean argmin_μ Σᵢ wᵢ d(μ, xᵢ)², by Riemannian descent.
 
-    Starts at the :func:`weighted_midpoint` and iterates ``maxiter`` times
+    Starts at the ``weighted_midpoint`` and iterates ``maxiter`` times
     μ ← exp_μ(η · Σᵢ wᵢ log_μ(xᵢ) / Σᵢ wᵢ),  η = 1/L,  L = Σᵢ wᵢ h(√c d(μ, xᵢ)) / Σᵢ wᵢ,
     with h(z) = z coth z ≥ 1 the largest eigenvalue of the Hessian of ½ d(·, xᵢ)² in a space
     of curvature −c, so every step decreases the objective and the map is a contraction near

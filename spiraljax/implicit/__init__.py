@@ -1,11 +1,11 @@
-"""Implicit (CG / Neumann) and unrolled hypergradients (SPEC §3).
+"""Implicit (CG / Neumann) and unrolled hypergradients (see docs/concepts/implicit.md).
 
-* :mod:`spiraljax.implicit.solvers` (also ``spiraljax.solvers``) — matrix-free linear solvers
+* ``spiraljax.implicit.solvers`` (also ``spiraljax.solvers``) — matrix-free linear solvers
   over pytrees returning ``(x, SolverInfo)``: ``cg``, ``normal_cg``, ``gmres``, ``bicgstab``,
   ``neumann``.
-* :func:`custom_root`, :func:`custom_fixed_point` — implicit differentiation of root /
+* ``custom_root``, ``custom_fixed_point`` — implicit differentiation of root /
   fixed-point solvers (forward and reverse mode; the solver is never differentiated).
-* :func:`implicit_hypergrad`, :func:`unrolled_hypergrad` — bilevel hypergradients.
+* ``implicit_hypergrad``, ``unrolled_hypergrad`` — bilevel hypergradients.
 """
 
 from spiraljax.implicit import solvers

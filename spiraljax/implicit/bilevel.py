@@ -9,13 +9,13 @@ theorem applied to ``F(w, λ) = ∇_w L_train(w, λ) = 0``,
 
     dL_val/dλ = ∂_λ L_val − (∂²_{λw} L_train) H⁻¹ ∇_w L_val,     H = ∇²_{ww} L_train,
 
-computed here with :func:`spiraljax.implicit.custom_root`: one inverse-Hessian-vector product by
+computed here with ``spiraljax.implicit.custom_root``: one inverse-Hessian-vector product by
 a matrix-free solver (CG, Neumann, ...), Hessian-vector products by autodiff, memory independent
 of the number of inner steps. The unrolled alternative differentiates through T optimizer steps
 (``lax.scan``), exact for the truncated procedure but with memory linear in T (bounded by
 ``jax.checkpoint`` and truncation).
 
-Both return a :class:`HypergradResult` pytree and compose with ``jit`` and ``vmap`` (e.g. over
+Both return a ``HypergradResult`` pytree and compose with ``jit`` and ``vmap`` (e.g. over
 a batch of λ). ``outer_loss(w, λ)`` and ``inner_loss(w, λ)`` are scalar functions; data enter by
 closure (closing over traced data works under ``jit``/``vmap``).
 
@@ -51,7 +51,7 @@ class HypergradResult(NamedTuple):
       value: ``L_val(w, λ)`` at the returned inner parameters.
       grad: ``dL_val/dλ``, structured like the hyperparameters.
       params: the inner parameters ``w`` used (``w*(λ)`` or ``w_T``).
-      info: :class:`~spiraljax.implicit.solvers.SolverInfo` of the inner problem:
+      info: ``SolverInfo`` of the inner problem:
         ``iterations`` (inner steps; −1 for a user solver that does not report them),
         ``residual = ‖F(w, λ)‖`` (the optimality residual at ``params``), ``converged`` =
         ``residual ≤ tol``.
@@ -177,10 +177,10 @@ def implicit_hypergrad(
     """Hypergradient ``dL_val(w*(λ), λ)/dλ`` by implicit differentiation.
 
     The inner problem is solved either by ``optimizer`` (any optax transform, run by
-    :func:`run_inner_optimizer` to ``tol`` / ``maxiter``) or by ``inner_solver(init_params,
+    ``run_inner_optimizer`` to ``tol`` / ``maxiter``) or by ``inner_solver(init_params,
     hparams) -> w``; the solver is never differentiated. The derivative of ``w*`` comes from
     ``F(w, λ) = 0`` (``optimality_fn``, default ``∇_w inner_loss``) through
-    :func:`custom_root` with the linear solver ``solve``:
+    ``custom_root`` with the linear solver ``solve``:
 
         dL/dλ = ∂_λ L_val − (∂_λ F)ᵀ A⁻ᵀ ∇_w L_val,   A = ∂_w F  (= Hessian by default).
 
@@ -193,13 +193,13 @@ def implicit_hypergrad(
       maxiter, tol: inner stopping rule (``‖F(w, λ)‖ ≤ tol``).
       optimality_fn: ``F(w, λ)``, zero at the inner solution. For a Riemannian inner
         problem use the Riemannian gradient, e.g. ``egrad2rgrad(w, ∇_w L_train)``.
-      solve, solve_options: linear solver for ``A`` (see :func:`custom_root`); for
+      solve, solve_options: linear solver for ``A`` (see ``custom_root``); for
         ``"neumann"`` give ``{"alpha": α}`` with ``‖I − αA‖ < 1`` (e.g. α = 1/L).
       apply_updates: how updates are applied (e.g. ``spiraljax.optim.apply_updates`` with a
         bound curvature, to re-project onto the ball).
 
     Returns:
-      :class:`HypergradResult` ``(value, grad, params, info)``.
+      ``HypergradResult`` ``(value, grad, params, info)``.
 
     Raises:
       ValueError: neither or both of ``optimizer`` / ``inner_solver``; ``maxiter < 1``;
@@ -265,7 +265,7 @@ def unrolled_hypergrad(
 
     Args:
       outer_loss, inner_loss, hparams, init_params, optimizer, apply_updates: as
-        :func:`implicit_hypergrad`.
+        ``implicit_hypergrad``.
       steps: T ≥ 1.
       truncate: K with 1 ≤ K ≤ T, or None (full back-propagation).
       checkpoint: rematerialise each step in the backward pass.
@@ -273,7 +273,7 @@ def unrolled_hypergrad(
         ``info.converged`` (the unrolled procedure always runs exactly T steps).
 
     Returns:
-      :class:`HypergradResult` with ``params = w_T`` and ``info.iterations = T``.
+      ``HypergradResult`` with ``params = w_T`` and ``info.iterations = T``.
     """
     _check_int("steps", steps)
     if truncate is not None:

@@ -7,7 +7,7 @@ Let ``x*(θ)`` solve ``F(x*, θ) = 0``. By the implicit function theorem
 so a Jacobian-vector product costs one JVP of ``F`` in θ and one linear solve with ``A``
 (applied matrix-free as a JVP of ``F`` in x). The decorated solver is wrapped in a
 ``jax.custom_jvp`` whose tangent rule is exactly this; the linear solve is expressed with
-:func:`jax.lax.custom_linear_solve`, whose transpose rule solves ``Aᵀ u = w`` with the same
+``jax.lax.custom_linear_solve``, whose transpose rule solves ``Aᵀ u = w`` with the same
 solver on ``vecmat = (∂F/∂x)ᵀ`` (a VJP of ``F``). JAX derives reverse mode (``grad``, ``vjp``,
 ``jacrev``) by linearising and transposing the tangent rule, so forward *and* reverse mode (and
 higher orders through ``custom_linear_solve``'s own rules) work, and the iterative solver is
@@ -52,7 +52,7 @@ def make_linear_solve(
 ) -> Callable[[Callable[[PyTree], PyTree], PyTree], PyTree]:
     """Normalise ``solve`` into ``f(matvec, b) -> x``.
 
-    ``solve`` is a name from :data:`spiraljax.implicit.solvers.SOLVERS` (``"cg"``,
+    ``solve`` is a name from ``spiraljax.implicit.solvers.SOLVERS`` (``"cg"``,
     ``"normal_cg"``, ``"gmres"``, ``"bicgstab"``, ``"neumann"``) or a callable
     ``solve(matvec, b, **opts)`` returning ``x`` or ``(x, SolverInfo)`` (jaxopt's
     ``solve_*`` functions and ``jax.scipy.sparse.linalg`` wrappers fit). ``solve_options``
@@ -258,12 +258,12 @@ def custom_fixed_point(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator adding implicit differentiation to a fixed-point solver ``x* = T(x*, θ)``.
 
-    Equivalent to :func:`custom_root` with ``F(x, θ) = T(x, θ) − x``, so ``A = ∂T/∂x − I``.
+    Equivalent to ``custom_root`` with ``F(x, θ) = T(x, θ) − x``, so ``A = ∂T/∂x − I``.
     The default ``solve="gmres"`` because ``∂T/∂x`` is in general not symmetric; for
     ``T(x) = x − η∇f(x)`` the system is symmetric negative-definite and ``"cg"`` (on ``−A``
     implicitly: CG works for symmetric definite systems of either sign) also serves.
 
-    Args and returns as :func:`custom_root`, with ``fixed_point_fn(params, *args, **kwargs)``
+    Args and returns as ``custom_root``, with ``fixed_point_fn(params, *args, **kwargs)``
     returning a pytree shaped like ``params``.
     """
     if not callable(fixed_point_fn):

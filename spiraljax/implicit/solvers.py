@@ -3,7 +3,7 @@
 Every solver solves ``A x = b`` where ``A`` is a linear operator given either as a callable
 ``matvec(x) -> A x`` acting on pytrees shaped like ``b`` (the matrix-free form; nothing ever
 materialises ``A``) or as a square 2-D array (a convenience for small dense problems). Each
-returns ``(x, info)`` with :class:`SolverInfo` holding
+returns ``(x, info)`` with ``SolverInfo`` holding
 
 * ``iterations`` — number of iterations performed (one operator application each; GMRES counts
   Arnoldi steps, BiCGSTAB counts full steps of two applications),
@@ -16,7 +16,7 @@ A solve that stops at ``maxiter`` or breaks down therefore reports ``converged=F
 Norms and inner products run over all leaves of the pytree (the Euclidean structure of the
 flattened vector). All solvers are pure JAX (``lax.while_loop``) and compose with ``jit`` and
 ``vmap``; differentiating *through* them is possible but is not how hypergradients are formed
-(see :func:`spiraljax.implicit.custom_root`, which uses them only as black-box linear solves).
+(see ``spiraljax.implicit.custom_root``, which uses them only as black-box linear solves).
 
 ``guard``: an optional callable ``x -> x`` applied to every iterate ``x_k`` (to the running term
 and the partial sum of the Neumann series; to the iterate formed at the end of each restart
@@ -280,7 +280,7 @@ def normal_cg(
 ) -> tuple[PyTree, SolverInfo]:
     """CG on the normal equations ``AᵀA x = Aᵀb`` (any ``A``, also non-square).
 
-    ``Aᵀ`` is obtained matrix-free with :func:`jax.linear_transpose`. For a non-square
+    ``Aᵀ`` is obtained matrix-free with ``jax.linear_transpose``. For a non-square
     callable ``A`` pass ``x0`` (a pytree in A's input space) so that the input space is known;
     a 2-D array ``A`` of shape (m, n) needs ``b`` of shape (m,) and returns x of shape (n,).
     The condition number is squared, so prefer ``gmres`` for ill-conditioned square systems.
@@ -355,7 +355,7 @@ def bicgstab(
     iteration). A breakdown (``r̂ᵀv = 0`` or ``ρ = 0``) stops the iteration; ``info`` then
     reports the true residual and ``converged=False`` unless the residual is already small.
 
-    Args as :func:`cg` (``maxiter`` default ``10·n``). Returns ``(x, SolverInfo)``.
+    Args as ``cg`` (``maxiter`` default ``10·n``). Returns ``(x, SolverInfo)``.
 
     Reference: van der Vorst, SIAM J. Sci. Stat. Comput. 13(2), 631–644 (1992).
     """
@@ -416,10 +416,10 @@ def gmres(
     residual is recomputed. ``maxiter`` bounds the total number of Arnoldi steps (operator
     applications), default ``10·n``. Memory: ``(restart + 1)`` vectors of size n.
 
-    The pytree is flattened with :func:`jax.flatten_util.ravel_pytree` (one vector, leaves
+    The pytree is flattened with ``jax.flatten_util.ravel_pytree`` (one vector, leaves
     promoted to a common dtype) for the basis; the operator is still applied matrix-free.
 
-    Args as :func:`cg`, plus ``restart`` (Krylov dimension per cycle, ≥ 1).
+    Args as ``cg``, plus ``restart`` (Krylov dimension per cycle, ≥ 1).
     Returns ``(x, SolverInfo)``.
 
     Reference: Saad & Schultz, SIAM J. Sci. Stat. Comput. 7(3), 856–869 (1986).
@@ -592,7 +592,7 @@ SOLVERS: dict[str, Callable[..., tuple[PyTree, SolverInfo]]] = {
 
 
 def get_solver(name: str) -> Callable[..., tuple[PyTree, SolverInfo]]:
-    """Return the solver registered under ``name`` (one of :data:`SOLVERS`)."""
+    """Return the solver registered under ``name`` (one of ``SOLVERS``)."""
     if name not in SOLVERS:
         raise ValueError(f"solve={name!r} is not a known solver; choose one of {sorted(SOLVERS)}")
     return SOLVERS[name]

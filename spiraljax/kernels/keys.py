@@ -1,6 +1,6 @@
 """Order-preserving integer keys for the Rank-K total order.
 
-The total order of SPEC §6 is
+The Rank-K total order (docs/concepts/rank-k.md) is
 
     −NaN < −Inf < … < −0.0 < +0.0 < … < +Inf < NaN,
 

@@ -1,4 +1,6 @@
-"""Exact, differentiable Top-K / Bottom-K / Mid-K (SPEC §6) with per-backend kernels.
+"""Exact, differentiable Top-K / Bottom-K / Mid-K with per-backend kernels.
+
+See docs/concepts/rank-k.md.
 
 Semantics, identical for every kind, dtype and backend:
 
@@ -8,8 +10,9 @@ Semantics, identical for every kind, dtype and backend:
   band; an odd surplus leans low);
 * values are the input entries themselves (``x[..., idx]``), indices int32.
 
-Backends: ``"xla"`` (``xla.py``, the CPU path), ``"pallas"`` and ``"triton"`` (the radix
-select of ``pallas/radix.py``, lowered by Pallas' Triton backend on CUDA/ROCm and run
+Backends: ``"xla"`` (``xla.py``, the CPU path), ``"pallas"`` and ``"triton"`` (the kernels
+chosen by ``dispatch.py``: the radix select of ``pallas/radix.py`` or the sampled select
+of ``pallas/sample.py``, lowered by Pallas' Triton backend on CUDA/ROCm and run
 with ``interpret=True`` elsewhere, so CPU tests execute the same kernel logic).
 ``"auto"`` follows the default backend: where it is CUDA or ROCm, the selection is
 registered per platform with ``lax.platform_dependent`` (the GPU lowers the Pallas/Triton
@@ -27,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from spiraljax.kernels.choice import Choice, DeviceCaps
+from spiraljax.kernels.dispatch import select_indices_gpu
 from spiraljax.kernels.keys import SUPPORTED_DTYPES
-from spiraljax.kernels.plan import Choice, DeviceCaps, plan_rank
+from spiraljax.kernels.plan import plan_rank
 from spiraljax.kernels.xla import select_indices as _xla_indices
 
 IMPLEMENTATIONS = ("auto", "xla", "pallas", "triton")
@@ -163,12 +168,11 @@ def _pallas_call(x2d, *, k, kind, choice, interpret):
 
 @functools.cache
 def _batched_pallas(k, kind, choice, interpret):
-    """The Pallas selection with a vmap rule that folds the batch into rows."""
-    from spiraljax.kernels.pallas import select_indices_pallas
+    """The GPU kernel selection with a vmap rule that folds the batch into rows."""
 
     @jax.custom_batching.custom_vmap
     def run(x2d):
-        return select_indices_pallas(x2d, k, kind, choice, interpret=interpret)
+        return select_indices_gpu(x2d, k, kind, choice, interpret=interpret)
 
     @run.def_vmap
     def _rule(axis_size, in_batched, x):

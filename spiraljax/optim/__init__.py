@@ -1,11 +1,13 @@
-"""Riemannian optax transforms, gradient tapes and the topos guard transform (SPEC §2).
+"""Riemannian optax transforms, gradient tapes and the topos guard transform.
 
-* :func:`riemannian_sgd`, :func:`riemannian_adam` — ``optax.GradientTransformationExtraArgs``
+See docs/concepts/optax.md.
+
+* ``riemannian_sgd``, ``riemannian_adam`` — ``optax.GradientTransformationExtraArgs``
   on the Poincaré ball (geoopt semantics); they emit ``new − old`` and need ``params``.
-* :func:`apply_updates` — ``project(params + updates)`` on ball leaves.
-* :class:`Hypergrad`, :class:`Realgrad` — functional gradient tapes (pytrees).
-* :func:`topos_guard` — rewrites non-finite / oversized updates and counts the rewrites.
-* :func:`roundtable` — scales the top-k / middle / bottom-k magnitude bands of each leaf.
+* ``apply_updates`` — ``project(params + updates)`` on ball leaves.
+* ``Hypergrad``, ``Realgrad`` — functional gradient tapes (pytrees).
+* ``topos_guard`` — rewrites non-finite / oversized updates and counts the rewrites.
+* ``roundtable`` — scales the top-k / middle / bottom-k magnitude bands of each leaf.
 """
 
 from spiraljax.optim.guard import ToposGuardState, topos_guard

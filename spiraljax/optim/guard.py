@@ -1,4 +1,7 @@
-"""``topos_guard``: an optax transform that repairs non-finite / oversized updates (SPEC §2, §5)."""
+"""``topos_guard``: an optax transform that repairs non-finite / oversized updates.
+
+See docs/concepts/optax.md and docs/concepts/zspace.md (the topos guard).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ __all__ = ["ToposGuardState", "topos_guard"]
 
 
 class ToposGuardState(NamedTuple):
-    """State of :func:`topos_guard` (observable rewrite counts, int32 scalars).
+    """State of ``topos_guard`` (observable rewrite counts, int32 scalars).
 
     Attributes:
       last: entries rewritten in the most recent update, by rule
@@ -36,18 +39,18 @@ def topos_guard(topos: OpenCartesianTopos) -> optax.GradientTransformationExtraA
 
     Each entry v of every update leaf becomes ``clip(nan_to_num(v), −S, S)`` with
     S = ``topos.saturation`` (NaN → 0, ±Inf → ±S, |v| > S → sign(v)·S; finite |v| ≤ S
-    untouched) — :meth:`OpenCartesianTopos.saturate`. Updates are gradients or tangent
-    displacements, not ball points, so the ball projection of :meth:`~OpenCartesianTopos.rewrite`
+    untouched) — ``OpenCartesianTopos.saturate``. Updates are gradients or tangent
+    displacements, not ball points, so the ball projection of ``rewrite``
     is not applied here (parameters are re-projected by
-    :func:`spiraljax.optim.apply_updates`). Place it first in a chain to sanitise raw
+    ``spiraljax.optim.apply_updates``). Place it first in a chain to sanitise raw
     gradients, e.g. ``optax.chain(topos_guard(topos), riemannian_adam(1e-2))``, or last to
     sanitise the final displacements.
 
     Args:
-      topos: the :class:`~spiraljax.topos.OpenCartesianTopos` whose rules apply.
+      topos: the ``OpenCartesianTopos`` whose rules apply.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs`` with state :class:`ToposGuardState`.
+      An ``optax.GradientTransformationExtraArgs`` with state ``ToposGuardState``.
     """
     if not isinstance(topos, OpenCartesianTopos):
         raise ValueError(f"topos={topos!r} must be an OpenCartesianTopos")

@@ -1,4 +1,4 @@
-"""Riemannian SGD and Adam on the Poincaré ball as optax transforms (SPEC §2).
+"""Riemannian SGD and Adam on the Poincaré ball as optax transforms (see docs/concepts/optax.md).
 
 Both transforms follow geoopt (``geoopt/optim/rsgd.py``, ``radam.py``; Bécigneul & Ganea,
 "Riemannian Adaptive Optimization Methods", ICLR 2019):
@@ -15,10 +15,10 @@ Both transforms follow geoopt (``geoopt/optim/rsgd.py``, ``radam.py``; Bécigneu
 
 **Update convention.** optax's ``apply_updates`` *adds* updates, so these transforms emit
 the displacement ``new − old`` (the hyperbolix convention). ``params + update`` equals the
-new point up to one rounding; :func:`apply_updates` adds and then re-projects into the ball,
+new point up to one rounding; ``apply_updates`` adds and then re-projects into the ball,
 which makes the sum a valid ball point again even when it rounds out by an ulp. (Using
 ``optax.apply_updates`` is also safe for the next step, because the transforms re-project
-their input point first, but only :func:`apply_updates` guarantees the stored parameters are
+their input point first, but only ``apply_updates`` guarantees the stored parameters are
 strictly inside the ball.)
 
 **params are required**: the Riemannian step depends on the point, so ``update`` must be
@@ -29,7 +29,7 @@ coordinates of one point; the second moment of Adam is one scalar per point (sha
 ``(..., 1)``). States are kept, and steps computed, in the compute dtype of the parameters
 (float32 for bfloat16/float16 parameters: β₂ = 0.999 rounds to 1 in bfloat16); updates are
 cast back to the parameter dtype. To mix ball and Euclidean parameters, route them with
-``optax.partition`` and a label function, and give :func:`apply_updates` the matching
+``optax.partition`` and a label function, and give ``apply_updates`` the matching
 ``mask`` (example in ``tests/optim/test_riemannian.py``).
 
 Deviation from geoopt: geoopt's RiemannianSGD seeds its momentum buffer with a clone of the
@@ -66,7 +66,7 @@ _RETRACTIONS = ("expmap", "first_order")
 
 
 class RiemannianSGDState(NamedTuple):
-    """State of :func:`riemannian_sgd`.
+    """State of ``riemannian_sgd``.
 
     Attributes:
       count: number of updates taken (int32 scalar); a schedule is evaluated at it.
@@ -79,7 +79,7 @@ class RiemannianSGDState(NamedTuple):
 
 
 class RiemannianAdamState(NamedTuple):
-    """State of :func:`riemannian_adam`.
+    """State of ``riemannian_adam``.
 
     Attributes:
       count: number of updates taken (int32 scalar).
@@ -398,8 +398,8 @@ def apply_updates(
     The rule: for every leaf selected by ``mask`` (all leaves when ``mask`` is None) the new
     value is ``project(p + u, curvature)``, i.e. the sum clipped to norm ≤ (1 − ε)/√c along
     the last axis; other leaves get ``p + u`` as in ``optax.apply_updates``. The result has
-    the dtype of ``params``. With the displacements emitted by :func:`riemannian_sgd` /
-    :func:`riemannian_adam`, ``p + u`` is the new point up to one rounding, and the
+    the dtype of ``params``. With the displacements emitted by ``riemannian_sgd`` /
+    ``riemannian_adam``, ``p + u`` is the new point up to one rounding, and the
     projection only acts when that rounding (or a foreign transform in the chain) would
     leave the ball.
 

@@ -1,9 +1,11 @@
-"""Hypergrad / Realgrad gradient tapes: functional, pytree-registered accumulators (SPEC §2).
+"""Hypergrad / Realgrad gradient tapes: functional, pytree-registered accumulators.
+
+See docs/concepts/optax.md.
 
 A tape holds one Euclidean gradient accumulator ``g`` of a fixed ``shape`` and applies it
 in one optimizer step. Every method returns a **new** tape (nothing is mutated), and tapes
 are registered pytrees (leaves: ``gradient``, ``learning_rate`` and, for
-:class:`Hypergrad`, ``curvature``; static: ``shape``, ``dtype``), so they pass through
+``Hypergrad``, ``curvature``; static: ``shape``, ``dtype``), so they pass through
 ``jit``, ``vmap``, ``lax.scan`` and checkpointing.
 
 How each feed maps into the accumulator (every input must have exactly ``tape.shape``,
@@ -24,10 +26,10 @@ else ``ValueError``; inputs are cast to the tape dtype):
   telescopes to adding the final stage ρ_{S−1} (w = one-hot on the last stage);
   ``weights=jnp.full(S, 1/S)`` adds the path average instead.
 
-``apply(weights)`` consumes the accumulator: :class:`Hypergrad` takes one exact Riemannian
+``apply(weights)`` consumes the accumulator: ``Hypergrad`` takes one exact Riemannian
 SGD step on the Poincaré ball, ``project(expmap(x, −lr·g/λₓ²))`` with x = project(weights)
-(the same step as :func:`spiraljax.optim.riemannian_sgd` without momentum);
-:class:`Realgrad` the Euclidean step ``weights − lr·g`` with no projection. Both return
+(the same step as ``spiraljax.optim.riemannian_sgd`` without momentum);
+``Realgrad`` the Euclidean step ``weights − lr·g`` with no projection. Both return
 ``(new_weights, tape.reset())``.
 """
 

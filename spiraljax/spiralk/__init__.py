@@ -1,26 +1,26 @@
 """SpiralK: the heuristics language, SoftLogic search, consensus and self-rewrite store.
 
-* :func:`parse` → :class:`Program`; ``Program.evaluate(rows=, cols=, k=, sg=, kind=)`` →
-  :class:`Out` (``hard`` mapping, ``soft`` rules whose condition held). Errors are
-  :class:`SpiralKError` with line, column and a caret excerpt.
-* :func:`solve_soft` — SoftLogic: finite-domain search over a caller-supplied domain
+* ``parse`` → ``Program``; ``Program.evaluate(rows=, cols=, k=, sg=, kind=)`` →
+  ``Out`` (``hard`` mapping, ``soft`` rules whose condition held). Errors are
+  ``SpiralKError`` with line, column and a caret excerpt.
+* ``solve_soft`` — SoftLogic: finite-domain search over a caller-supplied domain
   (field → legal values) scored by soft rules and measured priors.
-* :func:`consensus` / :func:`decide` — hard > best of {SoftLogic, tuned table
+* ``consensus`` / ``decide`` — hard > best of {SoftLogic, tuned table
   (+``SPIRAL_HEUR_GEN_WEIGHT``), self-rewrite rules} > fallback, with ``.source``;
-  :func:`format_decision` prints the ``heur explain`` breakdown.
-* :func:`wilson_interval`, :class:`ABTest`, :class:`HeurStore` — self-rewrite.
-* :mod:`spiraljax.spiralk.config` documents the environment variables.
+  ``format_decision`` prints the ``heur explain`` breakdown.
+* ``wilson_interval``, ``ABTest``, ``HeurStore`` — self-rewrite.
+* ``spiraljax.spiralk.config`` documents the environment variables.
 
 This package imports nothing else from spiraljax and knows nothing of kernels.
 """
 
-from .config import DEFAULT_GEN_WEIGHT, ENV_VARS, HeurConfig, load_config
+from .config import DEFAULT_GEN_WEIGHT, ENV_VARS, HeurConfig, default_heur_path, load_config
 from .consensus import SOURCES, Decision, Scored, consensus, decide, format_decision
 from .errors import SpiralKError, SpiralKWarning
 from .nodes import BOOL_FIELDS, FIELD_ALIASES, FIELDS, FUNCTIONS, VARIABLES, format_value
 from .parser import parse, parse_expression
 from .program import Out, Program, SoftRule
-from .rewrite import ABTest, HeurStore, default_heur_path, wilson_interval
+from .rewrite import ABTest, HeurStore, wilson_interval
 from .softlogic import Candidate, SoftResult, check_domain, score_assignment, solve_soft
 
 __all__ = [

@@ -12,10 +12,14 @@
 ``SPIRAL_HEUR_ON_ERROR``   What a bad program, heur file or variable does at planning time:
                            ``raise`` (default) raises the error (``SpiralKError`` with line,
                            column and caret excerpt, or ``ValueError``); ``warn`` emits a
-                           :class:`SpiralKWarning` *and* logs an error on the
+                           ``SpiralKWarning`` *and* logs an error on the
                            ``spiraljax.spiralk`` logger with the full reason, then plans without
                            the bad piece. Nothing is ever ignored silently.
+``SPIRAL_HEUR_TABLE``      A tuned table (JSON, written by ``spiraljax tune``) used instead of the
+                           one shipped for the detected device class.
 =========================  ======================================================================
+
+Every ``SPIRAL_HEUR_*`` variable is read here and nowhere else.
 """
 
 from __future__ import annotations
@@ -32,24 +36,31 @@ from pathlib import Path
 from .errors import SpiralKError, SpiralKWarning
 from .parser import parse
 from .program import Program
-from .rewrite import default_heur_path
 
 __all__ = [
     "DEFAULT_GEN_WEIGHT",
     "ENV_VARS",
+    "TABLE_ENV",
     "HeurConfig",
+    "default_heur_path",
+    "env_snapshot",
     "gen_weight_from_env",
+    "has_program",
     "load_config",
     "report_problem",
+    "table_path_from_env",
 ]
 
 DEFAULT_GEN_WEIGHT = 0.10
+#: the tuned-table override (read by ``spiraljax.kernels.table``).
+TABLE_ENV = "SPIRAL_HEUR_TABLE"
 ENV_VARS = (
     "SPIRAL_HEUR_K",
     "SPIRAL_HEUR_SOFT",
     "SPIRAL_HEUR_GEN_WEIGHT",
     "SPIRAL_HEUR_FILE",
     "SPIRAL_HEUR_ON_ERROR",
+    TABLE_ENV,
 )
 _ON_ERROR = ("raise", "warn")
 logger = logging.getLogger("spiraljax.spiralk")
@@ -65,6 +76,32 @@ class HeurConfig:
     heur_file: Path
     on_error: str
     problems: tuple[str, ...] = ()
+
+
+def default_heur_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``SPIRAL_HEUR_FILE`` if set and non-empty, else ``~/.spiraljax/heur.kdsl``."""
+    env = os.environ if environ is None else environ
+    value = env.get("SPIRAL_HEUR_FILE", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".spiraljax" / "heur.kdsl"
+
+
+def table_path_from_env(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``SPIRAL_HEUR_TABLE`` as a path, or ``None`` when unset or blank."""
+    env = os.environ if environ is None else environ
+    value = env.get(TABLE_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def has_program(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``SPIRAL_HEUR_K`` holds a program (set and not blank)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("SPIRAL_HEUR_K", "").strip())
+
+
+def env_snapshot(environ: Mapping[str, str] | None = None) -> tuple:
+    """The raw values of ``ENV_VARS`` (a cache key: planning reruns when one changes)."""
+    env = os.environ if environ is None else environ
+    return tuple(env.get(v) for v in ENV_VARS)
 
 
 def on_error_mode(environ: Mapping[str, str] | None = None, override: str | None = None) -> str:

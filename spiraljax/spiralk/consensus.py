@@ -1,6 +1,6 @@
 """Consensus: hard rules, SoftLogic, the tuned table and self-rewrite rules → one decision.
 
-Policy (SPEC §7):
+Policy (see docs/concepts/spiralk.md):
 
 1. **hard** — fields assigned by the program are fixed (``source == "hard"``); any other
    domain fields are completed by steps 2–3 (``completed_by`` says which).
@@ -20,8 +20,8 @@ Policy (SPEC §7):
 3. **fallback** — none of the above exists: the caller's fallback (missing fields take
    their domain's first value).
 
-:func:`decide` runs the whole pipeline from the environment (``SPIRAL_HEUR_K``, the heur
-file, …) for one problem; :func:`format_decision` prints the ``heur explain`` text.
+``decide`` runs the whole pipeline from the environment (``SPIRAL_HEUR_K``, the heur
+file, …) for one problem; ``format_decision`` prints the ``heur explain`` text.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of :func:`consensus` / :func:`decide`.
+    """The outcome of ``consensus`` / ``decide``.
 
     Attributes:
       assignment: field → chosen value, one per domain field.
@@ -81,7 +81,7 @@ class Decision:
       rules, rewrite_rules: soft rules from the program(s) / the heur file.
       gen_weight: the table bonus used.
       notes: things dropped or worth knowing (ignored hard fields, unmatched rules, …).
-      context: the problem, when built by :func:`decide`.
+      context: the problem, when built by ``decide``.
     """
 
     assignment: dict[str, Value]
@@ -130,11 +130,11 @@ def consensus(
         value outside the domain is noted and dropped.
       rewrite_rules: adopted self-rewrite rules whose condition held.
       fallback: the caller's default plan.
-      prior, prior_weight: measured prior for SoftLogic (see :func:`solve_soft`).
+      prior, prior_weight: measured prior for SoftLogic (see ``solve_soft``).
       gen_weight: table bonus; ``None`` reads ``SPIRAL_HEUR_GEN_WEIGHT`` (default 0.10).
 
     Returns:
-      :class:`Decision`.
+      ``Decision``.
     """
     dom = check_domain(domain)
     if gen_weight is None:
@@ -273,14 +273,14 @@ def decide(
     max_enumerate: int = 4096,
 ) -> Decision:
     """Plan one problem from the environment: ``SPIRAL_HEUR_K``, the heur file,
-    ``SPIRAL_HEUR_SOFT``, ``SPIRAL_HEUR_GEN_WEIGHT`` (see :mod:`.config`), then
-    :func:`consensus`.
+    ``SPIRAL_HEUR_SOFT``, ``SPIRAL_HEUR_GEN_WEIGHT`` (see ``.config``), then
+    ``consensus``.
 
     Args:
       domain: field → legal values for this device and problem.
       rows, cols, k, sg, kind: the program variables ``r c k sg kind``.
       table: the tuned table's entry for this problem, if any.
-      fallback, prior, prior_weight: as in :func:`consensus`.
+      fallback, prior, prior_weight: as in ``consensus``.
       environ: read instead of ``os.environ``.
       store: the rewrite store; ``None`` → ``HeurStore(SPIRAL_HEUR_FILE or default)``,
         ``False`` → no heur file.

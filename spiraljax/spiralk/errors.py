@@ -112,7 +112,7 @@ def error_at(
     first_line: int = 1,
     expression: str | None = None,
 ) -> SpiralKError:
-    """Build a :class:`SpiralKError` at character ``start`` of ``source``."""
+    """Build a ``SpiralKError`` at character ``start`` of ``source``."""
     line, col = line_col(source, start)
     return SpiralKError(
         message,

@@ -40,7 +40,7 @@ _TOKEN = re.compile(
 
 
 def tokenize(source: str, *, filename: str | None = None, first_line: int = 1) -> list[Token]:
-    """Split ``source`` into tokens; raises :class:`SpiralKError` at the first bad character."""
+    """Split ``source`` into tokens; raises ``SpiralKError`` at the first bad character."""
     if not isinstance(source, str):
         raise TypeError(f"SpiralK source must be str, got {type(source).__name__}")
     tokens: list[Token] = []

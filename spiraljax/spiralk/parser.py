@@ -1,4 +1,4 @@
-"""SpiralK parser: tokens → :class:`~spiraljax.spiralk.program.Program`.
+"""SpiralK parser: tokens → ``Program``.
 
 Grammar (``;`` or a newline outside parentheses ends a statement; empty statements are
 allowed)::
@@ -327,7 +327,7 @@ def parse(source: str, *, filename: str | None = None, first_line: int = 1) -> P
       first_line: number of the first line of ``source`` inside ``filename``.
 
     Returns:
-      A :class:`Program`; ``program.render()`` gives canonical source that parses back
+      A ``Program``; ``program.render()`` gives canonical source that parses back
       to an equal program.
 
     Raises:
@@ -341,7 +341,7 @@ def parse(source: str, *, filename: str | None = None, first_line: int = 1) -> P
 
 
 def parse_expression(source: str, *, filename: str | None = None) -> object:
-    """Parse a single expression (e.g. a rule condition); raises :class:`SpiralKError`."""
+    """Parse a single expression (e.g. a rule condition); raises ``SpiralKError``."""
     parser = _Parser(source, filename, 1)
     node = parser.expr()
     tok = parser.peek()

@@ -61,7 +61,7 @@ class SoftRule:
 
 @dataclass(frozen=True)
 class Out:
-    """Result of :meth:`Program.evaluate`.
+    """Result of ``Program.evaluate``.
 
     ``hard``: field → value of the hard assignments (the last assignment of a field
     wins). ``soft``: the soft rules whose condition held, in program order.
@@ -270,7 +270,7 @@ def _context_number(name: str, value: object) -> float | None:
 
 @dataclass(frozen=True)
 class Program:
-    """A parsed SpiralK program (see :func:`spiraljax.spiralk.parse`).
+    """A parsed SpiralK program (see ``spiraljax.spiralk.parse``).
 
     Equality compares statements only (not source text or positions), so
     ``parse(p.render()) == p``.
@@ -299,7 +299,7 @@ class Program:
           A variable left as ``None`` is an error only if the program reads it.
 
         Returns:
-          :class:`Out` with the hard assignments and the soft rules whose condition held.
+          ``Out`` with the hard assignments and the soft rules whose condition held.
 
         Raises:
           SpiralKError: naming the failing expression (division by zero, non-finite

@@ -1,10 +1,10 @@
 """Self-rewrite: Wilson-scored A/B adoption of soft rules and the heur file that keeps them.
 
 The loop: a caller runs an A/B trial (incumbent plan vs a candidate plan on real
-timings), feeds each outcome to :class:`ABTest`, and once the Wilson lower bound of the
+timings), feeds each outcome to ``ABTest``, and once the Wilson lower bound of the
 candidate's win rate beats the baseline probability after ``min_trials`` trials, commits
-the resulting ``soft(...)`` rules to a :class:`HeurStore`. Planning reads the store back
-(:func:`spiraljax.spiralk.decide`), so the win is applied from then on.
+the resulting ``soft(...)`` rules to a ``HeurStore``. Planning reads the store back
+(``spiraljax.spiralk.decide``), so the win is applied from then on.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .config import default_heur_path
 from .errors import error_at
 from .nodes import (
     BOOL_FIELDS,
@@ -33,7 +34,7 @@ from .nodes import (
 from .parser import parse, parse_expression
 from .program import Program
 
-__all__ = ["ABTest", "HeurStore", "default_heur_path", "wilson_interval"]
+__all__ = ["ABTest", "HeurStore", "wilson_interval"]
 
 HEADER = (
     "# spiraljax SpiralK heuristics: soft(...) rules adopted by self-rewrite (A/B trials,\n"
@@ -164,7 +165,7 @@ class ABTest:
         self.trials = 0
 
     def record(self, candidate_won: bool) -> str:
-        """Add one trial outcome; returns :attr:`status`."""
+        """Add one trial outcome; returns ``status``."""
         if not isinstance(candidate_won, bool):
             raise ValueError(f"candidate_won={candidate_won!r} must be a bool")
         self.trials += 1
@@ -173,7 +174,7 @@ class ABTest:
 
     def record_timing(self, incumbent_seconds: float, candidate_seconds: float) -> str:
         """Add one timed trial: the candidate wins when strictly faster (ties favour the
-        incumbent). Returns :attr:`status`."""
+        incumbent). Returns ``status``."""
         for name, t in (
             ("incumbent_seconds", incumbent_seconds),
             ("candidate_seconds", candidate_seconds),
@@ -209,7 +210,7 @@ class ABTest:
         return out
 
     def provenance(self) -> dict:
-        """JSON-ready record of the evidence behind :meth:`rules`."""
+        """JSON-ready record of the evidence behind ``rules``."""
         lower, upper = self.interval()
         return {
             "test": "ab-wilson",
@@ -225,19 +226,12 @@ class ABTest:
         }
 
     def commit(self, store: HeurStore, **extra) -> int:
-        """Append :meth:`rules` to ``store`` with provenance; returns how many were new
+        """Append ``rules`` to ``store`` with provenance; returns how many were new
         (0 when not adopted or already present)."""
         rules = self.rules()
         if not rules:
             return 0
         return store.append_all(rules, **{**self.provenance(), **extra})
-
-
-def default_heur_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``SPIRAL_HEUR_FILE`` if set and non-empty, else ``~/.spiraljax/heur.kdsl``."""
-    env = os.environ if environ is None else environ
-    value = env.get("SPIRAL_HEUR_FILE", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".spiraljax" / "heur.kdsl"
 
 
 def _decode(data: bytes, path: Path) -> str:
@@ -269,7 +263,7 @@ class HeurStore:
     the whole read–check–write, then write a temporary file in the same directory,
     ``fsync`` it and ``os.replace`` it over the old one (readers never see a torn file);
     concurrent writers therefore lose nothing. Rules are deduplicated on their canonical
-    rendering. A file that does not parse raises :class:`SpiralKError` naming the file,
+    rendering. A file that does not parse raises ``SpiralKError`` naming the file,
     line and column, and is never overwritten.
     """
 
@@ -310,7 +304,7 @@ class HeurStore:
         return keys
 
     def program(self) -> Program:
-        """The whole file as a :class:`Program` (empty when the file does not exist).
+        """The whole file as a ``Program`` (empty when the file does not exist).
 
         Raises:
           SpiralKError: the file does not parse (message names the file, line, column).

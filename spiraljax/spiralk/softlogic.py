@@ -55,7 +55,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SoftResult:
-    """Outcome of :func:`solve_soft`.
+    """Outcome of ``solve_soft``.
 
     ``best``: the winning candidate; ``candidates``: the best ones found, best first
     (at most ``keep``); ``method``: ``"separable"``, ``"enumerate"`` or ``"beam"``;
@@ -225,7 +225,7 @@ def solve_soft(
       keep: how many of the best candidates to return for the breakdown.
 
     Returns:
-      :class:`SoftResult`.
+      ``SoftResult``.
     """
     dom = check_domain(domain)
     if beam_width < 1:

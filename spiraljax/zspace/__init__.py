@@ -1,11 +1,13 @@
-"""Z-space (SPEC §4): token-free text → Poincaré ball, projector, and barycenters.
+"""Z-space: token-free text → Poincaré ball, projector, and barycenters.
 
-* :class:`LanguageWaveEncoder` — code points → the seed's signal → FFT → fixed-width
+See docs/concepts/zspace.md.
+
+* ``LanguageWaveEncoder`` — code points → the seed's signal → FFT → fixed-width
   spectrum → ``expmap0`` (``encode_wave``, ``encode_z_space``, ``encode_batch``, and the
-  jit/vmap-able core :func:`z_space_from_codes` on padded code points + lengths).
-* :class:`ZSpaceProjector` — x + σ(exp₀(x) − x).
-* :func:`z_space_barycenter` — exact entropic KL barycenter of densities, with energies and
-  5 loss-monotone intermediates; :func:`hyperbolic_barycenter` — Fréchet mean /
+  jit/vmap-able core ``z_space_from_codes`` on padded code points + lengths).
+* ``ZSpaceProjector`` — x + σ(exp₀(x) − x).
+* ``z_space_barycenter`` — exact entropic KL barycenter of densities, with energies and
+  5 loss-monotone intermediates; ``hyperbolic_barycenter`` — Fréchet mean /
   gyro-midpoint of points in the ball (e.g. encoded texts).
 """
 

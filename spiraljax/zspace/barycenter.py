@@ -57,9 +57,9 @@ class BarycenterIntermediate(NamedTuple):
 
 
 class ZSpaceBarycenter(NamedTuple):
-    """Result of :func:`z_space_barycenter` (a pytree: passes through ``jit``/``vmap``).
+    """Result of ``z_space_barycenter`` (a pytree: passes through ``jit``/``vmap``).
 
-    ``intermediates`` is a tuple of 5 :class:`BarycenterIntermediate` for α = 0, .25, .5,
+    ``intermediates`` is a tuple of 5 ``BarycenterIntermediate`` for α = 0, .25, .5,
     .75, 1; their ``objective`` is non-increasing and the last equals ``objective``.
     """
 
@@ -137,7 +137,7 @@ def kl_divergence(p: jax.Array, q: jax.Array, *, floor: float | None = None) -> 
     """KL(p‖q) = Σ p ln(p/q) over all axes, each argument normalised as a whole.
 
     Both are normalised, floored at ``floor`` (default 1e-30) and renormalised, exactly as
-    :func:`z_space_barycenter` treats its densities. Returns a scalar ≥ 0.
+    ``z_space_barycenter`` treats its densities. Returns a scalar ≥ 0.
     """
     p = jnp.asarray(p)
     q = jnp.asarray(q)
@@ -175,7 +175,7 @@ def z_space_barycenter(
       floor: the density floor described above.
 
     Returns:
-      :class:`ZSpaceBarycenter` with ``density`` ρ* (shape S), ``kl_energy`` Σ_u W_u
+      ``ZSpaceBarycenter`` with ``density`` ρ* (shape S), ``kl_energy`` Σ_u W_u
       KL(ρ*‖ρ̂_u), ``entropy`` S(ρ*), ``coupling_energy`` (β/2)Σ J_uv(KL(ρ̂_u‖ρ̂_v) +
       KL(ρ̂_v‖ρ̂_u)), ``objective`` F(ρ*) = kl_energy − γ·entropy + coupling_energy,
       ``effective_weight`` ΣW + γ, and 5 ``intermediates`` ρ_α = (1 − α)·ρ̄ + α·ρ*
@@ -323,12 +323,12 @@ def hyperbolic_barycenter(
     maxiter: int = 100,
 ) -> jax.Array:
     """Barycenter of points of the Poincaré ball (e.g. encoded texts), the point counterpart
-    of :func:`z_space_barycenter`.
+    of ``z_space_barycenter``.
 
     ``method="frechet"``: the weighted Fréchet (Karcher) mean argmin_μ Σᵢ wᵢ d(μ, xᵢ)²
-    (:func:`spiraljax.geometry.poincare.frechet_mean`, ``maxiter`` Riemannian steps started at
+    (``spiraljax.geometry.poincare.frechet_mean``, ``maxiter`` Riemannian steps started at
     the gyro-midpoint); ``method="midpoint"``: the closed-form weighted gyro-midpoint
-    ½ ⊗ (Σ wᵢ λᵢ xᵢ / Σ wᵢ (λᵢ − 1)) (:func:`~spiraljax.geometry.poincare.weighted_midpoint`).
+    ½ ⊗ (Σ wᵢ λᵢ xᵢ / Σ wᵢ (λᵢ − 1)) (``weighted_midpoint``).
     Both equal the weighted arithmetic mean at K = 0.
 
     Args:

@@ -1,4 +1,4 @@
-r"""Token-free text encoder into the Poincaré ball ("Z-space"), SPEC §4.
+r"""Token-free text encoder into the Poincaré ball ("Z-space"); see docs/concepts/zspace.md.
 
 A text of N Unicode code points ch₀ … ch_{N−1} becomes the seed's signal
 
@@ -110,7 +110,7 @@ def _fill(codes: Sequence[np.ndarray], length: int, rows: int) -> tuple[np.ndarr
 def pad_codes(texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Code points of ``texts`` zero-padded to ``(B, L)`` plus lengths ``(B,)`` (int32).
 
-    ``L`` is ``length`` or the bucket of the longest text (:func:`bucket_length`).
+    ``L`` is ``length`` or the bucket of the longest text (``bucket_length``).
     """
     codes = [text_to_codes(t, f"texts[{i}]") for i, t in enumerate(texts)]
     longest = max((c.size for c in codes), default=1)
@@ -296,7 +296,7 @@ def z_space_from_codes(
 ) -> jax.Array:
     """``expmap0`` of the tangent vector (Re W₀, Im W₀, …): points ``(..., dim)`` in the ball.
 
-    Same arguments as :func:`wave_from_codes` plus the curvature K ≤ 0 (traced allowed,
+    Same arguments as ``wave_from_codes`` plus the curvature K ≤ 0 (traced allowed,
     differentiable). Outputs have norm ≤ (1 − ε)/√c.
     """
     dim = _check_dim(dim)
@@ -323,7 +323,7 @@ class LanguageWaveEncoder:
     ``dim`` and ``dtype`` are static.
 
     Raises ``ValueError`` for K > 0 or non-finite K, T ≤ 0 or non-finite T, ``dim`` odd or
-    < 2, and (from the methods) empty or non-``str`` text (:class:`TextInputError`, also a
+    < 2, and (from the methods) empty or non-``str`` text (``TextInputError``, also a
     ``TypeError``).
     """
 
@@ -361,7 +361,7 @@ class LanguageWaveEncoder:
 
     @property
     def wave_width(self) -> int:
-        """Length of :meth:`encode_wave` (``dim // 2``)."""
+        """Length of ``encode_wave`` (``dim // 2``)."""
         return self.dim // 2
 
     # core ------------------------------------------------------------------------------

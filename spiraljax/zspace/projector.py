@@ -1,4 +1,7 @@
-"""ZSpaceProjector: blend Euclidean vectors toward their image in the Poincaré ball (SPEC §4)."""
+"""ZSpaceProjector: blend Euclidean vectors toward their image in the Poincaré ball.
+
+See docs/concepts/zspace.md.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def zspace_project(x: Any, *, curvature: Any = -1.0, strength: Any = 1.0) -> jax
 
 @jax.tree_util.register_pytree_node_class
 class ZSpaceProjector:
-    """``ZSpaceProjector(curvature, strength=1.0)``; ``projector(x)`` = :func:`zspace_project`.
+    """``ZSpaceProjector(curvature, strength=1.0)``; ``projector(x)`` = ``zspace_project``.
 
     A pytree with leaves ``curvature`` and ``strength`` (both differentiable, traceable).
     Raises ``ValueError`` for K > 0, non-finite K, or σ < 0 / non-finite σ.

@@ -128,10 +128,16 @@ def test_bad_shapes():
         reconstruction_metrics(np.zeros((5, 2), np.float32), HAND)
 
 
-def test_nearest_neighbours_with_rank_k():
-    from spiraljax.embedding.evaluation import nearest_neighbours
+def test_nearest_neighbours_of_embedded_nodes_with_rank_k():
+    from spiraljax.kernels.neighbors import nearest_neighbors
 
     x = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.5], [-0.9, 0.0], [0.2, 0.0]], np.float32)
+
+    def nearest_neighbours(x, q, k):
+        q = np.asarray(q)
+        d, i = nearest_neighbors(x[q], x, k, exclude_self=True, query_ids=q, distance="direct")
+        return np.asarray(i), np.asarray(d)
+
     ids, dists = nearest_neighbours(x, [0, 3], k=3)
     d = _poincare_dist_np(x.astype(np.float64))
     np.testing.assert_array_equal(ids[0], [1, 4, 2])  # self excluded

@@ -56,3 +56,37 @@ def test_gradient_flows_through_selected_distances():
     g = np.asarray(g)
     assert np.all(np.isfinite(g))
     assert np.all(g[~touched] == 0) and np.all(np.abs(g[touched]).sum(1) > 0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_query_ids_exclude_each_query_and_direct_distance_matches_reference(dtype):
+    rng = np.random.default_rng(3)
+    x64 = _ball(rng, 30, 3, 0.95)
+    x64[7] = x64[3] + 1e-4  # a near pair: where the pairwise expansion loses digits
+    qids = np.array([3, 0, 29])
+    with jax.enable_x64(dtype == jnp.float64):
+        x = jnp.asarray(x64, dtype)
+        d, i = jax.jit(
+            lambda x: nearest_neighbors(
+                x[qids], x, 4, exclude_self=True, query_ids=qids, distance="direct"
+            )
+        )(x)
+        d, i = np.asarray(d), np.asarray(i)
+    assert d.dtype == np.dtype(dtype)
+    ref = _dist64(x64[qids], x64)
+    ref[np.arange(3), qids] = np.inf
+    want = np.argsort(ref, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(i, want)
+    assert i[0, 0] == 7
+    rtol = 1e-9 if dtype == jnp.float64 else 2e-3
+    np.testing.assert_allclose(d, np.take_along_axis(ref, want, 1), rtol=rtol)
+
+
+def test_neighbour_argument_errors():
+    x = jnp.asarray(_ball(np.random.default_rng(4), 8, 2), jnp.float32)
+    with pytest.raises(ValueError, match="distance='exact' is not one of"):
+        nearest_neighbors(x, x, 2, distance="exact")
+    with pytest.raises(ValueError, match="query_ids is only meaningful"):
+        nearest_neighbors(x[:2], x, 2, query_ids=[0, 1])
+    with pytest.raises(ValueError, match="query_ids has 3 entries for 2 queries"):
+        nearest_neighbors(x[:2], x, 2, exclude_self=True, query_ids=[0, 1, 2])

@@ -15,28 +15,40 @@ from spiraljax.kernels.pallas.radix import order_survivors
 OPS = {"top": topk, "bottom": bottomk, "mid": midk}
 
 # (kind, dtype, shape, k, choice): each is one interpreted compile; together they cover the
-# fused, resident and multi-block shapes, both orderings (mk), digit widths, 16/32-bit keys.
+# fused, resident and multi-block shapes, both orderings, digit widths, 16/32-bit keys.
 CASES = [
-    ("top", jnp.float32, (2, 300), 7, Choice(mkd=4, tile=256, ctile=256)),
-    ("mid", jnp.bfloat16, (3, 300), 10, Choice(mkd=4, tile=512, ctile=256)),
+    ("top", jnp.float32, (2, 300), 7, Choice(digit_bits=4, tile=256, compact_tile=256)),
+    ("mid", jnp.bfloat16, (3, 300), 10, Choice(digit_bits=4, tile=512, compact_tile=256)),
     (
         "bottom",
         jnp.float32,
         (2, 600),
         9,
-        Choice(use_2ce=True, chunks=2, mkd=4, tile=256, ctile=256),
+        Choice(multiblock=True, chunks=2, digit_bits=4, tile=256, compact_tile=256),
     ),
     (
         "mid",
         jnp.int32,
         (2, 520),
         5,
-        Choice(use_2ce=True, chunks=4, mkd=4, tile=256, ctile=256, mk=1),
+        Choice(multiblock=True, chunks=4, digit_bits=4, tile=256, compact_tile=256, ordering=1),
     ),
-    ("top", jnp.uint32, (2, 200), 12, Choice(mkd=4, tile=256, ctile=256, mk=1)),
-    ("bottom", jnp.float16, (2, 260), 30, Choice(mkd=3, tile=256, ctile=512)),
-    ("top", jnp.float32, (3, 1500), 20, Choice(mkd=4, tile=256, ctile=256, fcap=1024)),
-    ("bottom", jnp.int32, (2, 900), 11, Choice(mkd=4, tile=256, ctile=256, fcap=1024, mk=1)),
+    ("top", jnp.uint32, (2, 200), 12, Choice(digit_bits=4, tile=256, compact_tile=256, ordering=1)),
+    ("bottom", jnp.float16, (2, 260), 30, Choice(digit_bits=3, tile=256, compact_tile=512)),
+    (
+        "top",
+        jnp.float32,
+        (3, 1500),
+        20,
+        Choice(digit_bits=4, tile=256, compact_tile=256, filter_capacity=1024),
+    ),
+    (
+        "bottom",
+        jnp.int32,
+        (2, 900),
+        11,
+        Choice(digit_bits=4, tile=256, compact_tile=256, filter_capacity=1024, ordering=1),
+    ),
 ]
 
 
@@ -46,7 +58,7 @@ def _kernel(kind, k, choice):
 
 
 @pytest.mark.parametrize(
-    "case", CASES, ids=lambda c: f"{c[0]}-{jnp.dtype(c[1]).name}-{c[4].use_2ce}"
+    "case", CASES, ids=lambda c: f"{c[0]}-{jnp.dtype(c[1]).name}-{c[4].multiblock}"
 )
 def test_kernel_bit_identical(case):
     kind, dtype, shape, k, choice = case
@@ -78,16 +90,16 @@ def test_choice_selects_variant_and_launch():
     x = jnp.zeros((3, 5000), jnp.float32)
     fused = pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=Choice()), x)
     assert fused == [((3,), (3, 8 + 1024))]  # one launch, one program per row
-    ch = Choice(use_2ce=True, chunks=2, mkd=4, tile=1024)
+    ch = Choice(multiblock=True, chunks=2, digit_bits=4, tile=1024)
     fn = lambda x: topk(x, 8, implementation="pallas", choice=ch)  # noqa: E731
     multi = pallas_grids(fn, x)
     # one radix-pass kernel (launched once per pass by a while loop: the pass's shift is an
     # operand), then a counting and a writing launch, each on a rows × chunks grid
     assert len(multi) == 3
     assert {g for g, _ in multi} == {(3, 2)}
-    assert multi[0][1] == (3, 2, 16)  # 2^mkd candidate counts per chunk
+    assert multi[0][1] == (3, 2, 16)  # 2^digit_bits candidate counts per chunk
     assert "while[" in str(jax.make_jaxpr(fn)(x))
-    ch8 = Choice(use_2ce=True, chunks=8, mkd=2, tile=256)
+    ch8 = Choice(multiblock=True, chunks=8, digit_bits=2, tile=256)
     x4 = jnp.zeros((3, 4096), jnp.float32)
     multi8 = pallas_grids(lambda x: topk(x, 8, implementation="pallas", choice=ch8), x4)
     assert len(multi8) == 3 and {g for g, _ in multi8} == {(3, 8)}
@@ -113,7 +125,7 @@ def test_filtered_kernel_when_the_kth_bucket_is_not_the_top_one(kind):
     the k-th key's bucket a low one when the filter triggers."""
     rng = np.random.default_rng(11)
     fill = np.int32(-(2**31)) if kind == "top" else np.int32(2**31 - 1)
-    choice = Choice(mkd=2, tile=256, ctile=256, fcap=1024)
+    choice = Choice(digit_bits=2, tile=256, compact_tile=256, filter_capacity=1024)
     for k, frac in ((20, 0.8), (64, 0.8), (20, 0.5)):
         x = rng.standard_normal((2, 4096)).astype(np.float32).view(np.int32)
         x = np.where(rng.random(x.shape) < frac, fill, x).astype(np.int32)

@@ -37,12 +37,12 @@ def test_plan_is_a_legal_choice(kind, rows, cols, k):
 def test_policy_shapes():
     caps = DeviceCaps.cuda(132)
     batch1 = plan_rank("top", 1, 1 << 26, 128, caps).choice
-    assert batch1.use_2ce and batch1.chunks >= 256  # spread one row over the GPU
+    assert batch1.multiblock and batch1.chunks >= 256  # spread one row over the GPU
     many = plan_rank("top", 1024, 65536, 16, caps).choice
-    assert not many.use_2ce and many.mk == 1
+    assert not many.multiblock and many.ordering == 1
     short = plan_rank("top", 8192, 4096, 8, caps).choice
     assert short.tile >= 4096  # resident row
-    assert plan_rank("top", 1024, 65536, 1024, caps).choice.mk == 0
+    assert plan_rank("top", 1024, 65536, 1024, caps).choice.ordering == 0
 
 
 def test_plan_errors():
@@ -52,18 +52,25 @@ def test_plan_errors():
         plan_rank("max", 2, 8, 1)
     with pytest.raises(ValueError, match="rows=-1"):
         plan_rank("top", -1, 8, 1)
-    with pytest.raises(ValueError, match="Choice.mkd=7"):
-        Choice(mkd=7).validate()
-    with pytest.raises(ValueError, match="Choice.mk=1"):
-        Choice(mk=1).validate(None, 1000)
+    with pytest.raises(ValueError, match="Choice.digit_bits=7"):
+        Choice(digit_bits=7).validate()
+    with pytest.raises(ValueError, match="Choice.ordering=1"):
+        Choice(ordering=1).validate(None, 1000)
 
 
 def test_candidates_enumerate_the_domain():
     caps = DeviceCaps.cuda()
     dom = candidate_domain(caps)
     fixed = candidates(
-        caps, use_2ce=False, tile=2048, ctile=1024, chunks=1, stages=2, fcap=0, sample=0
+        caps,
+        multiblock=False,
+        tile=2048,
+        compact_tile=1024,
+        chunks=1,
+        stages=2,
+        filter_capacity=0,
+        sample=0,
     )
-    assert len(fixed) == len(dom["mk"]) * len(dom["mkd"]) * len(dom["warps"])
+    assert len(fixed) == len(dom["ordering"]) * len(dom["digit_bits"]) * len(dom["warps"])
     assert len(set(fixed)) == len(fixed)
     assert max(candidate_domain(DeviceCaps("cuda", 1, 32, 256))["warps"]) == 8

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from rankk_reference import pallas_grids, random_input, ref_indices
 
 from spiraljax.kernels import Choice, DeviceCaps, candidate_domain, plan_rank, topk
+from spiraljax.kernels.choice import DSL_FIELDS
 from spiraljax.kernels.plan import SOURCES, default_choice, explain_plan
-from spiraljax.kernels.tuner import SCHEMA
+from spiraljax.kernels.table import SCHEMA
 from spiraljax.spiralk import SpiralKError, SpiralKWarning
 
 CUDA = DeviceCaps.cuda()
@@ -85,25 +86,25 @@ def test_hard_assignments_win_and_leave_other_fields_builtin(monkeypatch):
     monkeypatch.setenv("SPIRAL_HEUR_K", "mkd: 4; tile: sel(c > 32768, 1024, 512); ch: 4;")
     plan = plan_rank(*SHAPE, CUDA)
     assert plan.source == "hard"
-    want = dataclasses.replace(_builtin(), mkd=4, tile=1024, chunks=4)
+    want = dataclasses.replace(_builtin(), digit_bits=4, tile=1024, chunks=4)
     assert plan.choice == want
 
 
 def test_hard_beats_soft_and_table(monkeypatch, tmp_path):
     monkeypatch.setenv("SPIRAL_HEUR_K", "mkd: 1; soft(mkd, 3, 5.0, true);")
-    monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, Choice(mkd=4))))
+    monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, Choice(digit_bits=4))))
     plan = plan_rank(*SHAPE, CUDA)
-    assert plan.source == "hard" and plan.choice.mkd == 1
+    assert plan.source == "hard" and plan.choice.digit_bits == 1
 
 
 def test_soft_rule_wins_and_is_scored(monkeypatch):
     monkeypatch.setenv("SPIRAL_HEUR_K", "soft(mkd, 3, 0.5, c > 1000); soft(mkd, 4, 0.2, true);")
     plan = plan_rank(*SHAPE, CUDA)
     assert plan.source == "soft" and plan.score == pytest.approx(0.5)
-    assert plan.choice == dataclasses.replace(_builtin(), mkd=3)
+    assert plan.choice == dataclasses.replace(_builtin(), digit_bits=3)
     # A condition that does not hold leaves the plan alone.
     plan = plan_rank("top", 1024, 512, 16, CUDA)
-    assert plan.choice.mkd == 4 and plan.score == pytest.approx(0.2)
+    assert plan.choice.digit_bits == 4 and plan.score == pytest.approx(0.2)
 
 
 def test_soft_switch_off_ignores_soft_rules(monkeypatch):
@@ -117,7 +118,7 @@ def test_soft_switch_off_ignores_soft_rules(monkeypatch):
 
 
 def test_table_entry_wins_weighted_by_gen_weight(monkeypatch, tmp_path):
-    tuned = dataclasses.replace(_builtin(), mkd=4, warps=4)
+    tuned = dataclasses.replace(_builtin(), digit_bits=4, warps=4)
     monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, tuned)))
     plan = plan_rank(*SHAPE, CUDA)
     assert plan.source == "table" and plan.choice == tuned
@@ -125,7 +126,7 @@ def test_table_entry_wins_weighted_by_gen_weight(monkeypatch, tmp_path):
     # A soft rule of weight 0.5 for another mkd beats the table's 0.10 bonus …
     monkeypatch.setenv("SPIRAL_HEUR_K", "soft(mkd, 3, 0.5, true);")
     plan = plan_rank(*SHAPE, CUDA)
-    assert plan.source == "soft" and plan.choice.mkd == 3
+    assert plan.source == "soft" and plan.choice.digit_bits == 3
     # … but not a bonus of 1.0.
     monkeypatch.setenv("SPIRAL_HEUR_GEN_WEIGHT", "1.0")
     plan = plan_rank(*SHAPE, CUDA)
@@ -136,7 +137,7 @@ def test_table_entry_wins_weighted_by_gen_weight(monkeypatch, tmp_path):
 
 
 def test_table_of_another_device_or_kind_is_not_used(monkeypatch, tmp_path):
-    tuned = dataclasses.replace(_builtin(), mkd=4)
+    tuned = dataclasses.replace(_builtin(), digit_bits=4)
     monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, tuned, caps=DeviceCaps.cuda(64))))
     assert plan_rank(*SHAPE, CUDA).source == "builtin"
     monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, tuned, kind="bottom", name="b")))
@@ -145,12 +146,12 @@ def test_table_of_another_device_or_kind_is_not_used(monkeypatch, tmp_path):
 
 
 def test_table_entry_is_adapted_to_the_problem(monkeypatch, tmp_path):
-    # mk=1 is illegal above k=256, fcap is Top/Bottom-K only: the entry is adapted.
-    tuned = dataclasses.replace(_builtin(), mk=1, fcap=4096, mkd=4)
+    # ordering=1 is illegal above k=256, filter_capacity is Top/Bottom-K only: the entry is adapted.
+    tuned = dataclasses.replace(_builtin(), ordering=1, filter_capacity=4096, digit_bits=4)
     monkeypatch.setenv("SPIRAL_HEUR_TABLE", str(_table(tmp_path, tuned, kind="mid")))
     plan = plan_rank("mid", 1024, 65536, 1000, CUDA)
-    assert plan.source == "table" and plan.choice.mk == 0 and plan.choice.fcap == 0
-    assert plan.choice.mkd == 4
+    assert plan.source == "table" and plan.choice.ordering == 0 and plan.choice.filter_capacity == 0
+    assert plan.choice.digit_bits == 4
 
 
 def test_broken_table_is_reported(monkeypatch, tmp_path):
@@ -168,13 +169,13 @@ def test_rewrite_rules_from_the_heur_file_win(clean_env):
     heur = clean_env / "heur.kdsl"
     heur.write_text('soft(mkd, 3, 1, kind == "topk" && c >= 65536);\n')
     plan = plan_rank(*SHAPE, CUDA)
-    assert plan.source == "rewrite" and plan.choice == dataclasses.replace(_builtin(), mkd=3)
+    assert plan.source == "rewrite" and plan.choice == dataclasses.replace(_builtin(), digit_bits=3)
     assert plan_rank("bottom", 1024, 65536, 16, CUDA).source == "fallback"  # condition false
     # An edit of the file is read back (plans are cached per file mtime).
     heur.write_text('soft(mkd, 4, 1, kind == "topk");\n')
     st = os.stat(heur)
     os.utime(heur, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert plan_rank(*SHAPE, CUDA).choice.mkd == 4
+    assert plan_rank(*SHAPE, CUDA).choice.digit_bits == 4
 
 
 def test_bad_program_raises_with_position(monkeypatch):
@@ -215,7 +216,7 @@ def test_fields_without_a_kernel_warn(monkeypatch):
     monkeypatch.setenv("SPIRAL_HEUR_K", "wg: 256; mkd: 3;")
     with pytest.warns(SpiralKWarning, match="wg"):
         plan = plan_rank("top", 999, 65536, 16, CUDA)
-    assert plan.source == "hard" and plan.choice.mkd == 3
+    assert plan.source == "hard" and plan.choice.digit_bits == 3
 
 
 def test_seed_readme_program_plans_on_cpu(monkeypatch):
@@ -227,7 +228,12 @@ def test_seed_readme_program_plans_on_cpu(monkeypatch):
     caps = DeviceCaps.cpu()  # sg false: mk = sel(k<=2048, 1, 0) = 1, mkd = 1
     plan = plan_rank("top", 64, 65536, 16, caps)
     assert plan.source == "hard"
-    assert (plan.choice.mk, plan.choice.mkd, plan.choice.tile, plan.choice.ctile) == (
+    assert (
+        plan.choice.ordering,
+        plan.choice.digit_bits,
+        plan.choice.tile,
+        plan.choice.compact_tile,
+    ) == (
         1,
         1,
         2048,
@@ -243,7 +249,7 @@ def test_plans_are_cached_and_cheap(monkeypatch):
     a = plan_rank(*SHAPE, CUDA)
     assert plan_rank(*SHAPE, CUDA) is a
     monkeypatch.setenv("SPIRAL_HEUR_K", "soft(mkd, 4, 0.5, true);")
-    assert plan_rank(*SHAPE, CUDA).choice.mkd == 4
+    assert plan_rank(*SHAPE, CUDA).choice.digit_bits == 4
 
 
 @pytest.mark.parametrize("kind", ["top", "bottom", "mid"])
@@ -253,9 +259,9 @@ def test_every_plan_is_legal(kind, rows, cols, k, monkeypatch):
     plan = plan_rank(kind, rows, cols, k, CUDA)
     assert plan.choice.validate(CUDA, k) is plan.choice
     if k > 256:
-        assert plan.choice.mk == 0  # the illegal preference is never chosen
+        assert plan.choice.ordering == 0  # the illegal preference is never chosen
     if kind == "mid":
-        assert plan.choice.fcap == 0
+        assert plan.choice.filter_capacity == 0
 
 
 # ------------------------------------------------------------- plans drive the kernel
@@ -277,7 +283,7 @@ def test_plan_selects_the_kernel_variant(program, grids, monkeypatch):
     plan = plan_rank("top", 3, 1100, 9)  # what topk(implementation="pallas") plans on CPU
     f = lambda a: topk(a, 9, implementation="pallas")  # noqa: E731
     assert [g for g, _ in pallas_grids(f, jnp.asarray(x))] == grids
-    assert plan.choice.mkd == 4
+    assert plan.choice.digit_bits == 4
     _, idx = f(jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(idx), ref_indices(x, 9, "top"))
 
@@ -287,7 +293,7 @@ def test_without_input_the_kernel_gets_the_builtin_plan():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan = plan_rank("top", 3, 1100, 9)
-    assert plan.source == "builtin" and not plan.choice.use_2ce
+    assert plan.source == "builtin" and not plan.choice.multiblock
 
 
 _DOM = candidate_domain(CUDA)
@@ -315,7 +321,7 @@ def test_property_any_soft_program_gives_a_legal_plan(rules, kind, rows, cols, k
     for field, value, w, pick_legal in rules:
         vals = _DOM[field]
         v = vals[value % len(vals)] if pick_legal else value
-        name = {"chunks": "ch"}.get(field, field)
+        name = DSL_FIELDS.get(field, field)
         if name == "fcap":
             continue  # no SpiralK field
         text = ("true" if v else "false") if name == "use_2ce" else str(int(v))

@@ -34,10 +34,16 @@ def _fast_path_taken(x, k, kind, choice):
 
 
 CASES = [
-    ("top", jnp.float32, (3, 4096), 7, Choice(sample=1024, chunks=2, ctile=256)),
-    ("bottom", jnp.float32, (2, 8192), 40, Choice(sample=1024, chunks=4, ctile=512)),
-    ("top", jnp.bfloat16, (2, 8192), 5, Choice(sample=1024, chunks=1, ctile=1024, mk=1)),
-    ("bottom", jnp.float16, (2, 4096), 3, Choice(sample=1024, chunks=1, ctile=512)),
+    ("top", jnp.float32, (3, 4096), 7, Choice(sample=1024, chunks=2, compact_tile=256)),
+    ("bottom", jnp.float32, (2, 8192), 40, Choice(sample=1024, chunks=4, compact_tile=512)),
+    (
+        "top",
+        jnp.bfloat16,
+        (2, 8192),
+        5,
+        Choice(sample=1024, chunks=1, compact_tile=1024, ordering=1),
+    ),
+    ("bottom", jnp.float16, (2, 4096), 3, Choice(sample=1024, chunks=1, compact_tile=512)),
 ]
 
 
@@ -55,7 +61,7 @@ def test_single_read_path_exact_on_continuous_data(case):
 @pytest.mark.parametrize("kind", ["top", "bottom"])
 def test_exact_through_fallback(kind):
     """Ties, ±0, ±Inf, NaN, integers in a small range, sorted and constant rows."""
-    choice = Choice(sample=1024, chunks=2, ctile=512)
+    choice = Choice(sample=1024, chunks=2, compact_tile=512)
     k = 9
     f = _op(kind, k, choice)
     rng = np.random.default_rng(3)
@@ -73,7 +79,7 @@ def test_exact_through_fallback(kind):
 
 
 def test_vmap_and_grad():
-    choice = Choice(sample=1024, chunks=2, ctile=512)
+    choice = Choice(sample=1024, chunks=2, compact_tile=512)
     x = jnp.asarray(np.random.default_rng(7).standard_normal((2, 3, 4096)), jnp.float32)
     f = lambda a: topk(a, 5, implementation="pallas", choice=choice)  # noqa: E731
     v, i = jax.vmap(f)(x)

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest, norm
 
 from spiraljax.spiralk import ABTest, HeurStore, SpiralKError, parse, wilson_interval
-from spiraljax.spiralk.rewrite import default_heur_path
+from spiraljax.spiralk.config import default_heur_path
 
 # ---------------------------------------------------------------- Wilson interval
 

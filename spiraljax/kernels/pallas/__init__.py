@@ -1,10 +1,8 @@
-"""Pallas Rank-K kernels (radix select on order-preserving keys).
+"""Pallas Rank-K kernels: radix select (``radix.py``) and sampled select (``sample.py``)
+on order-preserving keys, with their shared lowering helpers (``lowering.py``).
 
 Only ``jax.experimental.pallas`` is imported here; it imports on CPU machines too, where
 the kernels run through ``interpret=True``. The Triton compiler parameters are imported
-lazily when a kernel is lowered for a GPU.
+lazily when a kernel is lowered for a GPU. ``spiraljax.kernels.dispatch`` chooses the
+kernel for a ``Choice``.
 """
-
-from spiraljax.kernels.pallas.radix import select_indices_pallas
-
-__all__ = ["select_indices_pallas"]

@@ -3,7 +3,7 @@
 Algorithm (MSD radix select on the order-preserving keys of ``keys.py``). For the k-th
 largest kind key ``T`` of a row we never build a histogram: counting ``#{key ≥ c}`` is
 monotone in ``c``, so each pass tests the ``2^D`` candidates ``c_d = P | d << shift``
-(``P`` the bits found so far, ``D = Choice.mkd`` digit bits) against every key of the row
+(``P`` the bits found so far, ``D = Choice.digit_bits`` digit bits) against every key of the row
 and keeps the largest digit with ``#{key ≥ c_d} ≥ k``. After ``⌈bits/D⌉`` passes ``P = T``;
 a pass stops the search early when some ``#{key ≥ c_d}`` equals k exactly — the selected
 set is then ``{key ≥ c_d}`` with no tie to resolve (after about log2(n)+D bits for
@@ -13,19 +13,19 @@ continuous data). The selected set is
 
 written, in index order, by a compaction pass (exclusive prefix sums of the selection
 mask give each survivor its slot). Survivors are then ordered outside the kernel by a
-stable sort of ``k`` keys (``Choice.mk``). Mid-K selects the ``s + k`` largest complemented
+stable sort of ``k`` keys (``Choice.ordering``). Mid-K selects the ``s + k`` largest complemented
 keys minus the ``s`` largest, with ``s = ⌊(n − k)/2⌋`` (two searches).
 
-Launch shapes (``Choice.use_2ce``, ``Choice.tile``, ``Choice.fcap``):
+Launch shapes (``Choice.multiblock``, ``Choice.tile``, ``Choice.filter_capacity``):
 
-* fused (``use_2ce=False``): one program per row does every pass and the compaction in
+* fused (``multiblock=False``): one program per row does every pass and the compaction in
   one launch; the search exits per row. Three sub-variants: *resident* (``tile ≥ n``:
   the row is loaded once and stays in registers), *streamed* (the row is re-read every
-  pass) and *filtered* (Top/Bottom-K with ``fcap > 0``: once the bucket of the k-th key
-  has ≤ ``fcap`` members, keys above it go straight to the output and the bucket is
+  pass) and *filtered* (Top/Bottom-K with ``filter_capacity > 0``: once the bucket of the k-th key
+  has ≤ ``filter_capacity`` members, keys above it go straight to the output and the bucket is
   copied to a scratch that the remaining passes read instead of the row — AIR top-k's
   iteration-fused filtering).
-* multi-block (``use_2ce=True``): a grid of ``rows × chunks`` programs; one launch per
+* multi-block (``multiblock=True``): a grid of ``rows × chunks`` programs; one launch per
   radix pass writes per-chunk candidate counts, XLA sums them and picks the digit; then a
   counting launch and a writing launch do the compaction with per-chunk offsets. This is
   the path for few rows of huge length (batch 1), where one program per row would leave
@@ -38,7 +38,6 @@ or ``u − 2^15`` (16-bit keys).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -47,9 +46,14 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from spiraljax.kernels.keys import INT32_MIN, key_bits, kind_key
-
-I32 = jnp.int32
+from spiraljax.kernels.keys import key_bits, kind_key
+from spiraljax.kernels.pallas.lowering import (
+    I32,
+    compiler_params,
+    masked_load,
+    masked_store,
+    to_signed,
+)
 
 
 def _npasses(nbits: int, digit: int) -> int:
@@ -74,35 +78,11 @@ def _shl(a, shift):
     return lax.shift_left(jnp.asarray(a, I32), jnp.asarray(shift, I32))
 
 
-def _to_signed(u, nbits: int):
-    if nbits == 32:
-        return u ^ INT32_MIN
-    return u - np.int32(2 ** (nbits - 1))
-
-
-def _compiler_params(choice, interpret: bool):
-    if interpret:
-        return {}
-    from jax.experimental.pallas import triton as plt  # GPU-only, imported lazily
-
-    return {"compiler_params": plt.CompilerParams(num_warps=choice.warps, num_stages=choice.stages)}
-
-
-def _load(ref, row, start, size, n):
-    """Masked load of ``size`` elements of one row from column ``start``."""
-    from jax.experimental.pallas import triton as plt
-
-    cols = start + lax.broadcasted_iota(I32, (size,), 0)
-    mask = cols < n
-    v = plt.load(ref.at[row, pl.ds(start, size)], mask=mask, other=0)
-    return v, cols, mask
-
-
 def _count_range(x_ref, row, lo, hi, cand, kind, tile, n):
     """#{key ≥ cand[d]} over columns [lo, hi) (``lo`` a multiple of ``tile``)."""
 
     def body(t, acc):
-        v, cols, mask = _load(x_ref, row, lo + t * tile, tile, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * tile, tile, n)
         key = kind_key(v, kind)
         ok = (key[None, :] >= cand[:, None]) & (mask & (cols < hi))[None, :]
         return acc + jnp.sum(ok.astype(I32), axis=1, dtype=I32)
@@ -136,7 +116,7 @@ class _Search:
         prefix, upper, done, tstrict = state
         dsel, cnt_sel, cnt_next, has_next = _digit_step(cnt, kk, width, d)
         exact = (done == 0) & (dsel > 0) & (cnt_sel == kk)
-        cand_sel = _to_signed(prefix | _shl(dsel, shift), nbits)
+        cand_sel = to_signed(prefix | _shl(dsel, shift), nbits)
         keep = (done != 0) | exact
         tstrict = jnp.where(exact, cand_sel - 1, tstrict)
         prefix = jnp.where(keep, prefix, prefix | _shl(dsel, shift))
@@ -148,7 +128,7 @@ class _Search:
     def finish(state, kk, nbits):
         """(strict threshold, tie key, ties needed): select key > ts, then ties == te."""
         prefix, upper, done, tstrict = state
-        t = _to_signed(prefix, nbits)
+        t = to_signed(prefix, nbits)
         ts = jnp.where(done != 0, tstrict, t)
         need = jnp.where(done != 0, 0, kk - upper)
         return ts, t, need
@@ -180,19 +160,19 @@ def _resident_counts(key, mask, prefix, shift, nbits, digit):
     d = lax.broadcasted_iota(I32, (1 << digit,), 0)
     cnt = jnp.zeros((1 << digit,), I32)
     for j in range(1 << digit):
-        c = _to_signed(prefix | _shl(j, shift), nbits)
+        c = to_signed(prefix | _shl(j, shift), nbits)
         cnt = jnp.where(d == j, jnp.sum(((key >= c) & mask).astype(I32), dtype=I32), cnt)
     return cnt
 
 
 def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
     row = pl.program_id(0)
-    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    d = lax.broadcasted_iota(I32, (1 << choice.digit_bits,), 0)
     # Resident variant: a row no longer than `tile` is loaded once and every pass and the
     # compaction read it from registers instead of re-reading memory.
     resident = choice.tile >= n
     if resident:
-        rv, rcols, rmask = _load(x_ref, row, I32(0), choice.tile, n)
+        rv, rcols, rmask = masked_load(x_ref, row, I32(0), choice.tile, n)
         rkey = kind_key(rv, kind)
     thresholds = []
     for kk in targets:
@@ -201,16 +181,16 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
             continue
 
         def radix_pass(p, st, kk=kk):
-            shift, width = _pass_at(p, nbits, choice.mkd)
+            shift, width = _pass_at(p, nbits, choice.digit_bits)
             if resident:
-                cnt = _resident_counts(rkey, rmask, st[0], shift, nbits, choice.mkd)
+                cnt = _resident_counts(rkey, rmask, st[0], shift, nbits, choice.digit_bits)
             else:
-                cand = _to_signed(st[0] | _shl(d, shift), nbits)
+                cand = to_signed(st[0] | _shl(d, shift), nbits)
                 hi = jnp.where(st[2] != 0, I32(0), I32(n))  # a finished search reads nothing
                 cnt = _count_range(x_ref, row, I32(0), hi, cand, kind, choice.tile, n)
             return _Search.update(st, cnt, kk, shift, width, nbits, d)
 
-        npass = I32(_npasses(nbits, choice.mkd))
+        npass = I32(_npasses(nbits, choice.digit_bits))
         st = lax.fori_loop(I32(0), npass, radix_pass, _Search.init())
         thresholds.append(_Search.finish(st, kk, nbits))
     thr_hi = thresholds[0]
@@ -221,20 +201,20 @@ def _fused_kernel(x_ref, o_ref, *, n, k, targets, kind, nbits, choice):
         si = sel.astype(I32)
         lane = lax.broadcasted_iota(I32, (choice.tile,), 0)
         pos = jnp.where(sel, jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, rcols, sel)
+        masked_store(o_ref, row, pos, rcols, sel)
         return
-    ct = choice.ctile
+    ct = choice.compact_tile
     lane = lax.broadcasted_iota(I32, (ct,), 0)
 
     def body(t, carry):
         base, ties = carry[0], carry[1:]
-        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
         key = kind_key(v, kind)
         sel, ties = _selection(key, mask, thr_hi, thr_lo, ties)
         si = sel.astype(I32)
         # unselected lanes aim at a private dump slot so no two lanes share an address
         pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, cols, sel)
+        masked_store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
     lax.fori_loop(I32(0), I32(pl.cdiv(n, ct)), body, (I32(0), *ties0))
@@ -270,21 +250,21 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
     """Fused Top/Bottom-K with AIR-style filtering.
 
     Radix passes read the whole row only until the bucket holding the k-th key (keys
-    sharing the prefix found so far) has at most ``fcap`` members; one more pass then
+    sharing the prefix found so far) has at most ``filter_capacity`` members; one more pass then
     writes every key above the bucket straight to the output and copies the bucket's
     (key, index) pairs, in index order, to a per-row scratch. The remaining passes and
     the final compaction read only the scratch, so a row is read about twice instead of
     once per pass.
     """
     row = pl.program_id(0)
-    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
-    tile, ct, cap = choice.tile, choice.ctile, choice.fcap
+    d = lax.broadcasted_iota(I32, (1 << choice.digit_bits,), 0)
+    tile, ct, cap = choice.tile, choice.compact_tile, choice.filter_capacity
     lane = lax.broadcasted_iota(I32, (ct,), 0)
 
     def radix_pass(p, carry):
         st, filt, m, base = carry[:4], *carry[4:]
-        shift, width = _pass_at(p, nbits, choice.mkd)
-        cand = _to_signed(st[0] | _shl(d, shift), nbits)
+        shift, width = _pass_at(p, nbits, choice.digit_bits)
+        cand = to_signed(st[0] | _shl(d, shift), nbits)
         active = st[2] == 0
         hi_row = jnp.where(active & (filt == 0), I32(n), I32(0))
         m_now = jnp.where(active & (filt != 0), m, I32(0))
@@ -298,17 +278,17 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         bucket = cnt_sel - st[1]
         # the last pass (shift 0) leaves a single key value: nothing left to filter
         go = (shift > 0) & (filt == 0) & (st[2] == 0) & (bucket <= cap)
-        bmin = _to_signed(st[0], nbits)
-        bmax = _to_signed(st[0] | (_shl(1, shift) - 1), nbits)
+        bmin = to_signed(st[0], nbits)
+        bmax = to_signed(st[0] | (_shl(1, shift) - 1), nbits)
 
         def fbody(t, carry):
             b, mb = carry
-            v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+            v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
             key = kind_key(v, kind)
             above = (key > bmax) & mask
             inb = (key >= bmin) & (key <= bmax) & mask
             ai, bi = above.astype(I32), inb.astype(I32)
-            _store(
+            masked_store(
                 o_ref,
                 row,
                 jnp.where(above, b + jnp.cumsum(ai, dtype=I32) - ai, k + lane),
@@ -316,8 +296,8 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
                 above,
             )
             spos = jnp.where(inb, mb + jnp.cumsum(bi, dtype=I32) - bi, cap + lane)
-            _store(sk_ref, row, spos, key, inb)
-            _store(si_ref, row, spos, cols, inb)
+            masked_store(sk_ref, row, spos, key, inb)
+            masked_store(si_ref, row, spos, cols, inb)
             return b + jnp.sum(ai, dtype=I32), mb + jnp.sum(bi, dtype=I32)
 
         ntiles = jnp.where(go, I32(pl.cdiv(n, ct)), I32(0))
@@ -329,17 +309,19 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         return (*st, filt, m, base)
 
     init = (*_Search.init(), I32(0), I32(0), I32(0))
-    npass = I32(_npasses(nbits, choice.mkd))
+    npass = I32(_npasses(nbits, choice.digit_bits))
     *st, filt, m, base = lax.fori_loop(I32(0), npass, radix_pass, init)
     thr = _Search.finish(st, k, nbits)
 
     def wbody_row(t, carry):
         b, ties = carry
-        v, cols, mask = _load(x_ref, row, t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, t * ct, ct, n)
         key = kind_key(v, kind)
         sel, (ties,) = _selection(key, mask, thr, None, (ties,))
         si = sel.astype(I32)
-        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), cols, sel)
+        masked_store(
+            o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), cols, sel
+        )
         return b + jnp.sum(si, dtype=I32), ties
 
     def wbody_scratch(t, carry):
@@ -350,7 +332,9 @@ def _filtered_kernel(x_ref, o_ref, sk_ref, si_ref, *, n, k, kind, nbits, choice,
         idx = _load_raw(si_ref, row, t * ct, ct, valid)
         sel, (ties,) = _selection(key, valid, thr, None, (ties,))
         si = sel.astype(I32)
-        _store(o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), idx, sel)
+        masked_store(
+            o_ref, row, jnp.where(sel, b + jnp.cumsum(si, dtype=I32) - si, k + lane), idx, sel
+        )
         return b + jnp.sum(si, dtype=I32), ties
 
     n_row = jnp.where(filt == 0, I32(pl.cdiv(n, ct)), I32(0))
@@ -370,22 +354,16 @@ def _filtered(x2d, k, kind, choice, interpret):
         choice=choice,
         interpret=interpret,
     )
-    scratch = jax.ShapeDtypeStruct((rows, choice.fcap + choice.ctile), I32)
+    scratch = jax.ShapeDtypeStruct((rows, choice.filter_capacity + choice.compact_tile), I32)
     out, _, _ = pl.pallas_call(
         kernel,
-        out_shape=(jax.ShapeDtypeStruct((rows, k + choice.ctile), I32), scratch, scratch),
+        out_shape=(jax.ShapeDtypeStruct((rows, k + choice.compact_tile), I32), scratch, scratch),
         grid=(rows,),
         name="rankk_filtered",
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d)
     return out[:, :k]
-
-
-def _store(o_ref, row, pos, vals, mask):
-    from jax.experimental.pallas import triton as plt
-
-    plt.store(o_ref.at[row, pos], vals, mask=mask)
 
 
 def _resident_width(n, choice):
@@ -401,11 +379,11 @@ def _fused(x2d, k, kind, targets, choice, interpret):
     out = pl.pallas_call(
         kernel,
         out_shape=jax.ShapeDtypeStruct(
-            (rows, k + max(choice.ctile, _resident_width(n, choice))), I32
+            (rows, k + max(choice.compact_tile, _resident_width(n, choice))), I32
         ),
         grid=(rows,),
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d)
     return out[:, :k]
 
@@ -420,9 +398,9 @@ def _chunk_len(n, choice):
 
 def _count_kernel(x_ref, p_ref, o_ref, *, n, kind, nbits, choice, clen):
     row, c = pl.program_id(0), pl.program_id(1)
-    d = lax.broadcasted_iota(I32, (1 << choice.mkd,), 0)
+    d = lax.broadcasted_iota(I32, (1 << choice.digit_bits,), 0)
     prefix, done, shift = p_ref[row, 0], p_ref[row, 1], p_ref[row, 2]
-    cand = _to_signed(prefix | _shl(d, shift), nbits)
+    cand = to_signed(prefix | _shl(d, shift), nbits)
     lo = c * clen
     hi = jnp.where(done != 0, lo, jnp.minimum(lo + clen, n))
     cnt = _count_range(x_ref, row, lo, hi, cand, kind, choice.tile, n)
@@ -438,11 +416,11 @@ def _mb_counts(x2d, state, kind, nbits, shift, choice, interpret):
     p = jnp.stack([state[0], state[2], jnp.broadcast_to(shift, state[0].shape)], axis=1)
     cnt = pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((rows, nch, 1 << choice.mkd), I32),
+        out_shape=jax.ShapeDtypeStruct((rows, nch, 1 << choice.digit_bits), I32),
         grid=(rows, nch),
         name="rankk_radix_pass",
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d, p)
     return jnp.sum(cnt, axis=1, dtype=I32)
 
@@ -453,8 +431,8 @@ def _mb_search(x2d, kk, kind, choice, interpret):
     if kk == 0:
         full = jnp.full((rows,), np.iinfo(np.int32).max, I32)
         return full, jnp.zeros((rows,), I32), jnp.zeros((rows,), I32)
-    d = lax.broadcasted_iota(I32, (rows, 1 << choice.mkd), 1)
-    npass = _npasses(nbits, choice.mkd)
+    d = lax.broadcasted_iota(I32, (rows, 1 << choice.digit_bits), 1)
+    npass = _npasses(nbits, choice.digit_bits)
 
     def more(carry):  # stop launching once every row has found its threshold
         p, st = carry
@@ -462,7 +440,7 @@ def _mb_search(x2d, kk, kind, choice, interpret):
 
     def radix_pass(carry):
         p, st = carry
-        shift, width = _pass_at(p, nbits, choice.mkd)
+        shift, width = _pass_at(p, nbits, choice.digit_bits)
         cnt = _mb_counts(x2d, st, kind, nbits, shift, choice, interpret)
         new = jax.vmap(lambda s, c, d: _Search.update(s, c, kk, shift, width, nbits, d))(st, cnt, d)
         return p + 1, tuple(new)
@@ -475,12 +453,12 @@ def _count_select_kernel(x_ref, t_ref, o_ref, *, n, ntargets, kind, choice, clen
     """Per chunk and target: #{key > ts} and #{key == te} (when ties are needed)."""
     row, c = pl.program_id(0), pl.program_id(1)
     thr = [tuple(t_ref[row, 3 * j + i] for i in range(3)) for j in range(ntargets)]
-    ct = choice.ctile
+    ct = choice.compact_tile
     lo = c * clen
     hi = jnp.minimum(lo + clen, n)
 
     def body(t, carry):
-        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * ct, ct, n)
         key = kind_key(v, kind)
         valid = mask & (cols < hi)
         out = []
@@ -501,19 +479,19 @@ def _write_kernel(x_ref, t_ref, b_ref, o_ref, *, n, k, kind, ntargets, choice, c
     row, c = pl.program_id(0), pl.program_id(1)
     thr = [tuple(t_ref[row, 3 * j + i] for i in range(3)) for j in range(ntargets)]
     thr_lo = thr[1] if ntargets > 1 else None
-    ct = choice.ctile
+    ct = choice.compact_tile
     lane = lax.broadcasted_iota(I32, (ct,), 0)
     lo = c * clen
     hi = jnp.minimum(lo + clen, n)
 
     def body(t, carry):
         base, ties = carry[0], carry[1:]
-        v, cols, mask = _load(x_ref, row, lo + t * ct, ct, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * ct, ct, n)
         key = kind_key(v, kind)
         sel, ties = _selection(key, mask & (cols < hi), thr[0], thr_lo, ties)
         si = sel.astype(I32)
         pos = jnp.where(sel, base + jnp.cumsum(si, dtype=I32) - si, k + lane)
-        _store(o_ref, row, pos, cols, sel)
+        masked_store(o_ref, row, pos, cols, sel)
         return (base + jnp.sum(si, dtype=I32), *ties)
 
     init = tuple(b_ref[row, c, j] for j in range(1 + ntargets))
@@ -532,7 +510,7 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
     nch = pl.cdiv(n, clen)
     nt = len(targets)
     common = dict(n=n, kind=kind, ntargets=nt, choice=choice, clen=clen)
-    params = _compiler_params(choice, interpret)
+    params = compiler_params(choice, interpret)
     counts = pl.pallas_call(
         functools.partial(_count_select_kernel, **common),
         out_shape=jax.ShapeDtypeStruct((rows, nch, 2 * nt), I32),
@@ -553,7 +531,7 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
     bases = jnp.stack([_exclusive(selected), *tie_bases], axis=2)
     out = pl.pallas_call(
         functools.partial(_write_kernel, k=k, **common),
-        out_shape=jax.ShapeDtypeStruct((rows, k + choice.ctile), I32),
+        out_shape=jax.ShapeDtypeStruct((rows, k + choice.compact_tile), I32),
         grid=(rows, nch),
         name="rankk_write",
         interpret=interpret,
@@ -565,47 +543,34 @@ def _multiblock(x2d, k, kind, targets, choice, interpret):
 # ----------------------------------------------------------------------------- entry
 
 
-def select_indices_pallas(x2d, k: int, kind: str, choice, *, interpret: bool):
+def select_indices_radix(x2d, k: int, kind: str, choice, *, interpret: bool):
     """Indices of the selected entries of each row of ``x2d`` (rows, n), ordered.
 
     Same contract as ``xla.select_indices``: Top-K descending, Bottom-K / Mid-K
     ascending, ties by increasing index. ``0 < k < n`` (the caller handles the rest).
+    ``choice.sample`` is ignored here (the sampled path is ``sample.py``; ``dispatch.py``
+    chooses between them).
     """
     _rows, n = x2d.shape
-    if choice.sample:
-        from spiraljax.kernels.pallas import sample
-
-        if sample.applicable(n, k, kind, choice.sample):
-            radix = dataclasses.replace(choice, sample=0)
-            return sample.select_indices_sampled(
-                x2d,
-                k,
-                kind,
-                choice,
-                interpret=interpret,
-                fallback=functools.partial(
-                    select_indices_pallas, k=k, kind=kind, choice=radix, interpret=interpret
-                ),
-            )
     targets = ((n - k) // 2 + k, (n - k) // 2) if kind == "mid" else (k,)
-    if choice.use_2ce:
+    if choice.multiblock:
         idx = _multiblock(x2d, k, kind, targets, choice, interpret)
-    elif choice.fcap and kind != "mid" and choice.tile < n:
+    elif choice.filter_capacity and kind != "mid" and choice.tile < n:
         idx = _filtered(x2d, k, kind, choice, interpret)
     else:
         idx = _fused(x2d, k, kind, targets, choice, interpret)
-    return order_survivors(x2d, idx, kind, choice.mk)
+    return order_survivors(x2d, idx, kind, choice.ordering)
 
 
-def order_survivors(x2d, idx, kind: str, mk: int):
+def order_survivors(x2d, idx, kind: str, ordering: int):
     """Order survivors (given in index order) by decreasing kind key, ties by index.
 
-    ``mk = 0``: stable sort of the k keys. ``mk = 1``: counting rank — each survivor's
+    ``ordering = 0``: stable sort of the k keys. ``ordering = 1``: counting rank — each survivor's
     slot is the number of survivors before it in the order (O(k²) compares, no sort).
     """
     vals = jnp.take_along_axis(x2d, idx, axis=-1)
     key = kind_key(vals, kind)
-    if mk == 1:
+    if ordering == 1:
         k = idx.shape[-1]
         i = lax.broadcasted_iota(I32, (k, k), 0)
         j = lax.broadcasted_iota(I32, (k, k), 1)

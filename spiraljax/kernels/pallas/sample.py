@@ -8,7 +8,7 @@ filtering). For continuous data a row can be reduced to a few hundred candidates
    blocks of ``SAMPLE_BLOCK`` contiguous entries spread evenly along it, are loaded into
    registers and ``thr``, the ``j``-th largest of them, is found by a bitwise search
    (``bits`` counting steps), with ``j`` chosen so that about ``j·n/S`` keys of the row —
-   comfortably more than ``k`` — are ``≥ thr`` (:func:`sample_rank`). Every program of
+   comfortably more than ``k`` — are ``≥ thr`` (``sample_rank``). Every program of
    a row computes the same ``thr`` from the same sample.
 2. **Filter** (same kernel): a grid of ``rows × chunks`` programs reads the row once and
    writes every key ``≥ thr`` with its index, in index order, to the chunk's segment of
@@ -42,9 +42,14 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from spiraljax.kernels.keys import INT32_MIN, kind_key
-
-I32 = jnp.int32
+from spiraljax.kernels.keys import INT32_MIN, key_bits, kind_key
+from spiraljax.kernels.pallas.lowering import (
+    I32,
+    compiler_params,
+    masked_load,
+    masked_store,
+    to_signed,
+)
 
 #: contiguous entries per sample block (a whole number of 32-byte sectors for 4-byte keys).
 SAMPLE_BLOCK = 64
@@ -87,7 +92,7 @@ def capacity(n: int, k: int, s: int, chunks: int) -> int:
 
 
 def _chunks(n, choice):
-    ct = choice.ctile
+    ct = choice.compact_tile
     tiles = pl.cdiv(n, ct)
     per = pl.cdiv(tiles, min(choice.chunks, tiles))
     return per * ct, pl.cdiv(tiles, per)
@@ -95,8 +100,6 @@ def _chunks(n, choice):
 
 def _sample_threshold(x_ref, row, *, n, kind, nbits, s, j):
     """The j-th largest of the row's sample keys (signed kind key), by bitwise search."""
-    from spiraljax.kernels.pallas.radix import _to_signed
-
     blocks = s // SAMPLE_BLOCK
     stride = n // blocks
     i = lax.broadcasted_iota(I32, (s,), 0)
@@ -106,9 +109,9 @@ def _sample_threshold(x_ref, row, *, n, kind, nbits, s, j):
     for b in range(nbits - 1, -1, -1):
         bit = np.array(1 << b, np.uint32).view(np.int32)
         cand = prefix | bit
-        cnt = jnp.sum((key >= _to_signed(cand, nbits)).astype(I32), dtype=I32)
+        cnt = jnp.sum((key >= to_signed(cand, nbits)).astype(I32), dtype=I32)
         prefix = jnp.where(cnt >= j, cand, prefix)
-    return _to_signed(prefix, nbits)
+    return to_signed(prefix, nbits)
 
 
 def _gather(ref, row, cols):
@@ -120,8 +123,6 @@ def _gather(ref, row, cols):
 def _filter_kernel(
     x_ref, ok_ref, oi_ref, cnt_ref, t_ref, *, n, kind, nbits, s, j, clen, cap, width, skip
 ):
-    from spiraljax.kernels.pallas.radix import _load, _store
-
     row, c = pl.program_id(0), pl.program_id(1)
     thr = _sample_threshold(x_ref, row, n=n, kind=kind, nbits=nbits, s=s, j=j)
     t_ref[row, c] = thr
@@ -131,7 +132,7 @@ def _filter_kernel(
     dump = ok_ref.shape[1] - width + lane  # private slots for unselected lanes
 
     def body(t, m):
-        v, cols, mask = _load(x_ref, row, lo + t * width, width, n)
+        v, cols, mask = masked_load(x_ref, row, lo + t * width, width, n)
         key = kind_key(v, kind)
         sel = (key >= thr) & mask & (cols < hi)
         si = sel.astype(I32)
@@ -141,8 +142,8 @@ def _filter_kernel(
             pos = m + jnp.cumsum(si, dtype=I32) - si
             keep = sel & (pos < cap)
             slot = jnp.where(keep, c * cap + pos, dump)
-            _store(ok_ref, row, slot, key, keep)
-            _store(oi_ref, row, slot, cols, keep)
+            masked_store(ok_ref, row, slot, key, keep)
+            masked_store(oi_ref, row, slot, cols, keep)
 
         if skip:
             lax.cond(found > 0, write, lambda: None)
@@ -160,14 +161,11 @@ SKIP_EMPTY = True
 
 def filter_candidates(x2d, k, kind, choice, interpret):
     """Stages 1–2: segment keys/indices ``(rows, chunks·cap)``, counts, thresholds."""
-    from spiraljax.kernels.keys import key_bits
-    from spiraljax.kernels.pallas.radix import _compiler_params
-
     rows, n = x2d.shape
     s = _sample_size(n, choice.sample)
     clen, nch = _chunks(n, choice)
     cap = capacity(n, k, s, nch)
-    width = choice.ctile
+    width = choice.compact_tile
     kernel = functools.partial(
         _filter_kernel,
         n=n,
@@ -188,7 +186,7 @@ def filter_candidates(x2d, k, kind, choice, interpret):
         grid=(rows, nch),
         name="rankk_sample_filter",
         interpret=interpret,
-        **_compiler_params(choice, interpret),
+        **compiler_params(choice, interpret),
     )(x2d)
     return ckey[:, : nch * cap], cidx[:, : nch * cap], cnt, thr[:, 0]
 

@@ -1,9 +1,4 @@
-"""The ``spiraljax`` command line (also ``python -m spiraljax``).
-
-Subcommands are registered by functions decorated with :func:`command`; each receives
-the argparse sub-parser collection, adds its parser and sets ``handler`` (a function
-``args -> exit status``) as a default. ``main`` builds the parser from the registry, so
-adding a subcommand is one decorated function in any module imported here.
+"""The ``demo`` and ``embed`` sub-commands of the ``spiraljax`` command line.
 
 * ``spiraljax demo`` — Poincaré embeddings of the shipped WordNet mammal closure with
   the tuned defaults, reconstruction mean rank and MAP, nearest neighbours, a disk PNG.
@@ -14,49 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "command", "main"]
-
-Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-_REGISTRY: list[Registrar] = []
-
-
-def command(register: Registrar) -> Registrar:
-    """Register a subcommand: ``register(subparsers)`` adds a parser with a ``handler``."""
-    _REGISTRY.append(register)
-    return register
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
-    import spiraljax
-
-    parser = argparse.ArgumentParser(
-        prog="spiraljax",
-        description="Hyperbolic geometry, Riemannian optimisers and Rank-K selection for JAX.",
-    )
-    parser.add_argument("--version", action="version", version=f"spiraljax {spiraljax.__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _REGISTRY:
-        register(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"spiraljax {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"spiraljax {args.command}: interrupted", file=sys.stderr)
-        return 130
+__all__ = ["DEMO_QUERIES", "DEMO_SETTINGS", "register_demo", "register_embed"]
 
 
 # ----------------------------------------------------------------------- demo and embed
@@ -162,8 +118,8 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-@command
-def _register_demo(subparsers) -> None:
+def register_demo(subparsers) -> None:
+    """Add ``spiraljax demo`` to ``subparsers``."""
     p = subparsers.add_parser(
         "demo",
         help="Poincaré embeddings of the WordNet mammal hierarchy (the main job)",
@@ -175,8 +131,8 @@ def _register_demo(subparsers) -> None:
     p.set_defaults(handler=_run_demo, data=None, closure=False)
 
 
-@command
-def _register_embed(subparsers) -> None:
+def register_embed(subparsers) -> None:
+    """Add ``spiraljax embed`` to ``subparsers``."""
     p = subparsers.add_parser(
         "embed",
         help="Poincaré embeddings of any child<TAB>parent hierarchy",
@@ -210,10 +166,14 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
     from spiraljax.data import load_edges, load_mammal_closure
     from spiraljax.embedding import EmbedConfig, reconstruction_metrics, train
-    from spiraljax.embedding.evaluation import nearest_neighbours
+    from spiraljax.embedding.evaluation import x64_context
     from spiraljax.embedding.output import environment_info, write_run
+    from spiraljax.kernels.neighbors import nearest_neighbors
 
     config = EmbedConfig(
         dim=args.dim,
@@ -252,9 +212,14 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     present = [q for q in queries if q in set(graph.names)]
     if present:
         ids = [graph.index(q) for q in present]
-        nbr_ids, nbr_dists = nearest_neighbours(
-            result.embedding, ids, k=5, curvature=config.curvature
-        )
+        # A float64 embedding is searched in float64 even when x64 is globally off.
+        with x64_context(np.asarray(result.embedding).dtype):
+            x = jnp.asarray(result.embedding)
+            nbr_dists, nbr_ids = nearest_neighbors(
+                x[jnp.asarray(ids)], x, 5, curvature=config.curvature,
+                exclude_self=True, query_ids=ids, distance="direct",
+            )  # fmt: skip
+            nbr_dists, nbr_ids = np.asarray(nbr_dists), np.asarray(nbr_ids)
         print("nearest neighbours (Rank-K bottomk over Poincaré distances):")
         for q, row, drow in zip(present, nbr_ids, nbr_dists, strict=True):
             names = [graph.names[j] for j in row]
@@ -300,7 +265,3 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     files = "embedding.npz, metrics.json" + (", poincare_disk.png" if plot else "")
     print(f"wrote {out}/ ({files})")
     return 0
-
-
-# Subcommands defined elsewhere register themselves on import (tune, heur, bench).
-from spiraljax import cli_kernels  # noqa: E402, F401

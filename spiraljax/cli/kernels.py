@@ -1,4 +1,4 @@
-"""Rank-K subcommands of the ``spiraljax`` command line.
+"""Rank-K sub-commands of the ``spiraljax`` command line.
 
 * ``spiraljax tune`` — measure kernel variants over a shape grid, write a JSON table
   (``spiraljax.kernels.tuner.tune``); refuses to run without a GPU unless
@@ -15,9 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from spiraljax.cli import command
-
-__all__: list[str] = []
+__all__ = ["register_bench", "register_heur", "register_tune"]
 
 
 def _int_list(text: str) -> list[int]:
@@ -58,8 +56,8 @@ def _add_device(p):
 # ----------------------------------------------------------------------------- tune
 
 
-@command
-def _register_tune(subparsers) -> None:
+def register_tune(subparsers) -> None:
+    """Add ``spiraljax tune`` to ``subparsers``."""
     p = subparsers.add_parser(
         "tune",
         help="time Rank-K kernel variants on this GPU and write a tuned table",
@@ -100,6 +98,7 @@ def _run_tune(args) -> int:
     import jax
 
     from spiraljax.kernels import tuner
+    from spiraljax.kernels.table import device_class
 
     if jax.default_backend() not in ("gpu", "cuda", "rocm") and not args.allow_interpret:
         print(
@@ -108,7 +107,7 @@ def _run_tune(args) -> int:
             "GPU, or pass --allow-interpret for a (tiny) functional check."
         )
         return 2
-    output = args.output or Path(f"{tuner.device_class()}.json")
+    output = args.output or Path(f"{device_class()}.json")
     cands = None
     if args.max_candidates is not None:
         if args.max_candidates < 1:
@@ -140,8 +139,8 @@ def _run_tune(args) -> int:
 # ----------------------------------------------------------------------------- heur explain
 
 
-@command
-def _register_heur(subparsers) -> None:
+def register_heur(subparsers) -> None:
+    """Add ``spiraljax heur`` to ``subparsers``."""
     p = subparsers.add_parser(
         "heur",
         help="SpiralK heuristics: explain a Rank-K plan",
@@ -191,8 +190,8 @@ def _torch():
     return torch
 
 
-@command
-def _register_bench(subparsers) -> None:
+def register_bench(subparsers) -> None:
+    """Add ``spiraljax bench`` to ``subparsers``."""
     p = subparsers.add_parser(
         "bench",
         help="benchmark Rank-K against jax.lax.top_k (and torch.topk)",
