@@ -130,6 +130,11 @@ class Choice:
         row, ``compact_tile`` per block) and the k best candidates are selected exactly.
         Falls back to the radix kernel above when the sample does not bound the selection
         (heavy ties, crowded survivors); 0 = off. Needs ``4·sample ≤ cols``.
+      family: the kernel family. 0 = the Pallas kernels above; 1 = the filtered Triton
+        kernels (``triton/select.py``: one read of the row, safe group-maxima bounds, a
+        small candidate buffer, one sort; Mid-K by a verified sampled band), whose launch
+        parameters come from ``plan_filter`` / ``plan_mid`` (the fields above are then
+        unused); where those give no plan the Pallas kernels run.
     """
 
     multiblock: bool = False
@@ -142,6 +147,7 @@ class Choice:
     stages: int = 2
     filter_capacity: int = 0
     sample: int = 0
+    family: int = 0
 
     def validate(self, caps: DeviceCaps | None = None, k: int | None = None) -> Choice:
         dom = candidate_domain(caps)
@@ -189,6 +195,7 @@ def candidate_domain(
         "stages": (1, 2, 3, 4),
         "filter_capacity": (0, 1024, 2048, 4096, 8192, 16384),
         "sample": (0, 1024, 2048, 4096, 8192),
+        "family": (0, 1),
     }
     dom.update(problem_limits(kind, k))
     return dom

@@ -1,6 +1,8 @@
 """Which GPU kernel family runs a planned ``Choice``.
 
-``select_indices_gpu`` routes on the ``Choice``: the sampled single-read path
+``select_indices_gpu`` routes on the ``Choice``: the filtered Triton kernels
+(``triton/select.py``) when ``choice.family == 1`` and they plan for the problem; else the
+sampled single-read path
 (``pallas/sample.py``) when ``choice.sample`` is set and applies to the problem, with
 the radix select (``pallas/radix.py``) as its fallback and as the path for everything
 else. Another kernel family plugs in as one more branch here. Kernel modules are
@@ -22,6 +24,13 @@ def select_indices_gpu(x2d, k: int, kind: str, choice, *, interpret: bool):
     from spiraljax.kernels.pallas import radix
 
     n = x2d.shape[1]
+    if choice.family == 1:
+        from spiraljax.kernels.triton import select as filtered
+
+        if kind == "mid" and filtered.plan_mid(n, k) is not None:
+            return filtered.select_mid_indices(x2d, k, interpret=interpret)
+        if kind != "mid" and filtered.plan_filter(n, k) is not None:
+            return filtered.select_indices(x2d, k, kind, interpret=interpret)
     if choice.sample:
         from spiraljax.kernels.pallas import sample
 

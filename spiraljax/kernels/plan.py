@@ -64,6 +64,14 @@ class RankPlan(NamedTuple):
     score: float
 
 
+def _filtered_applies(kind: str, cols: int, k: int) -> bool:
+    from spiraljax.kernels.triton.select import plan_filter, plan_mid
+
+    if kind == "mid":
+        return plan_mid(cols, k) is not None
+    return plan_filter(cols, k) is not None
+
+
 def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice:
     """The built-in policy: ``plan_rank``'s fallback, and the preferred value of every
     field SpiralK leaves open.
@@ -86,6 +94,9 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
       above. On the H200 the tuner measured 0.40 / 0.43 ms against 0.74 / 0.73 ms for
       the radix plan on 1024×65536, k = 16 / 128 (see RESULTS.md).
     * Survivors ordered by counting rank for k ≤ 32 (tiny k×k), else by sort.
+    * On a GPU, every problem the filtered Triton kernels plan for (``family = 1``,
+      ``triton/select.py``) takes them; the fields above are then the Pallas fallback's
+      for the problems they do not plan.
     """
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
     if pow2 <= RESIDENT_MAX:
@@ -109,6 +120,7 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
     if kind != "mid" and k <= SAMPLE_MAX_K and cols >= SAMPLE_MIN_COLS and caps.backend != "cpu":
         sample = 8192 if cols >= (1 << 20) else 2048
     return Choice(
+        family=1 if caps.backend != "cpu" and _filtered_applies(kind, cols, k) else 0,
         sample=sample,
         filter_capacity=filter_capacity,
         multiblock=multiblock,

@@ -31,7 +31,20 @@ __all__ = [
 ]
 
 #: Fields a program may assign (hard) or bias (soft). ``u2`` is an alias of ``use_2ce``.
-FIELDS = ("mk", "mkd", "tile", "ctile", "use_2ce", "wg", "kl", "ch", "warps", "stages", "sample")
+FIELDS = (
+    "mk",
+    "mkd",
+    "tile",
+    "ctile",
+    "use_2ce",
+    "wg",
+    "kl",
+    "ch",
+    "warps",
+    "stages",
+    "sample",
+    "family",
+)
 FIELD_ALIASES = {"u2": "use_2ce"}
 #: Fields whose values are booleans; all others hold integers.
 BOOL_FIELDS = frozenset({"use_2ce"})

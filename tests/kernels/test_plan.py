@@ -70,6 +70,7 @@ def test_candidates_enumerate_the_domain():
         stages=2,
         filter_capacity=0,
         sample=0,
+        family=0,
     )
     assert len(fixed) == len(dom["ordering"]) * len(dom["digit_bits"]) * len(dom["warps"])
     assert len(set(fixed)) == len(fixed)
