@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, environment, write_results
 
-from spiraljax.data import EdgeList, _from_pairs, load_noun_closure
+from spiraljax.data import EdgeList, closure_under, load_noun_closure
 from spiraljax.embedding import reconstruction_metrics, train
 from spiraljax.embedding.recipes import recipe
 
@@ -60,18 +60,6 @@ CANDIDATES: dict[str, dict] = {
 }
 DEFAULT_CANDIDATES = "rsgd-b4096-lr120,rsgd-b4096-lr120-cosine"
 MAX_EPOCHS = 100_000
-
-
-def subtree(graph: EdgeList, root: str) -> EdgeList:
-    """The closure restricted to ``root`` and its descendants (for small CPU runs)."""
-    r = graph.index(root)
-    members = np.zeros(graph.num_nodes, bool)
-    members[r] = True
-    members[graph.edges[graph.edges[:, 1] == r, 0]] = True
-    keep = members[graph.edges[:, 0]] & members[graph.edges[:, 1]]
-    names = graph.names
-    pairs = [(names[c], names[p]) for c, p in graph.edges[keep].tolist()]
-    return _from_pairs(pairs, f"{graph.source} under {root}")
 
 
 def _peak_bytes() -> int | None:
@@ -350,7 +338,7 @@ def main(argv=None) -> int:
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else RESULTS
     graph = load_noun_closure()
     if args.subtree:
-        graph = subtree(graph, args.subtree)
+        graph = closure_under(graph, args.subtree)
     print(f"{graph.source}: {graph.num_nodes} nodes, {graph.num_edges} edges", flush=True)
     if args.cpu_compare:
         cpu_compare(args, graph, out)

@@ -33,6 +33,7 @@ import numpy as np
 __all__ = [
     "MAMMAL_CLOSURE",
     "EdgeList",
+    "closure_under",
     "load_edges",
     "load_mammal_closure",
     "load_noun_closure",
@@ -191,4 +192,4 @@ def load_mammal_closure() -> EdgeList:
 
 
 # After the definitions above, which nouns.py imports.
-from spiraljax.data.nouns import load_noun_closure  # noqa: E402
+from spiraljax.data.nouns import closure_under, load_noun_closure  # noqa: E402

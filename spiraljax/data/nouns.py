@@ -36,6 +36,7 @@ from spiraljax.data import EdgeList, _from_pairs, _parse
 
 __all__ = [
     "NOUN_REDUCTION",
+    "closure_under",
     "load_noun_closure",
     "load_noun_reduction",
     "noun_cache_dir",
@@ -103,6 +104,25 @@ def closure_edges(edges: np.ndarray, num_nodes: int) -> np.ndarray:
     )
     kids = np.repeat(np.arange(num_nodes, dtype=np.int32), counts)
     return np.stack([kids, flat], axis=1)
+
+
+def closure_under(graph: EdgeList, root: str) -> EdgeList:
+    """The closure ``graph`` restricted to ``root`` and its descendants.
+
+    For a transitive closure (such as ``load_noun_closure()``) this is the closure of the
+    sub-hierarchy under ``root``: the edges whose both ends are ``root`` or below it.
+    Node ids are renumbered (sorted names of the kept nodes).
+    """
+    r = graph.index(root)
+    members = np.zeros(graph.num_nodes, bool)
+    members[r] = True
+    members[graph.edges[graph.edges[:, 1] == r, 0]] = True
+    keep = members[graph.edges[:, 0]] & members[graph.edges[:, 1]]
+    if not keep.any():
+        raise ValueError(f"root={root!r} has no descendants in {graph.source}")
+    names = graph.names
+    pairs = [(names[c], names[p]) for c, p in graph.edges[keep].tolist()]
+    return _from_pairs(pairs, f"{graph.source} under {root}")
 
 
 def noun_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -7,7 +7,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from spiraljax.data import EdgeList, load_edges, load_noun_closure, transitive_closure
+from spiraljax.data import (
+    EdgeList,
+    closure_under,
+    load_edges,
+    load_mammal_closure,
+    load_noun_closure,
+    transitive_closure,
+)
 from spiraljax.data import nouns as nouns_module
 from spiraljax.data.nouns import closure_edges, load_noun_reduction, noun_cache_dir
 
@@ -134,3 +141,14 @@ def test_closure_edges_matches_transitive_closure(seed):
 def test_closure_edges_rejects_a_cycle():
     with pytest.raises(ValueError, match="cycle"):
         closure_edges(np.array([[0, 1], [1, 2], [2, 0]]), 3)
+
+
+def test_closure_under_mammal_is_the_unfiltered_mammal_closure(nouns):
+    mammals = closure_under(nouns, "mammal.n.01")
+    shipped = load_mammal_closure()  # the reference filter drops 2 children's edges
+    got = {(mammals.names[c], mammals.names[p]) for c, p in mammals.edges.tolist()}
+    want = {(shipped.names[c], shipped.names[p]) for c, p in shipped.edges.tolist()}
+    assert want <= got
+    assert {c for c, _ in got - want} <= {"tusker.n.01", "female_mammal.n.01"}
+    with pytest.raises(ValueError, match="no descendants"):
+        closure_under(nouns, "whale.n.02".replace("whale.n.02", nouns.names[nouns.edges[0, 0]]))
