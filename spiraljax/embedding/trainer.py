@@ -26,8 +26,15 @@ Recipe of the reference implementation (facebookresearch/poincare-embeddings
 * every epoch visits the edges in a fresh random order, in batches of ``batch_size`` (the
   last batch padded with masked pairs so that the whole epoch is one ``lax.scan``).
 
+Beyond the reference (``EmbedConfig``): Riemannian Adam instead of RSGD
+(``optimizer="radam"``), a cosine decay of the learning rate after burn-in
+(``lr_schedule="cosine"``) and a wall-clock budget (``time_budget``). The large-batch recipe
+of the WordNet nouns, with its learning-rate scaling, is in ``spiraljax/embedding/recipes.py``
+and ``docs/how-to/wordnet-nouns.md``.
+
 The epoch is one jit-compiled function (its negatives drawn up front: memory
-O(edges · negatives)); a tqdm bar shows the loss and relations/s. A row whose gradient is
+O(edges · negatives)); a tqdm bar shows the loss, relations/s, the ETA over ``epochs`` and
+the time left of ``time_budget``. A row whose gradient is
 zero is left exactly as it is (RSGD would only re-round it), so the update can act on the
 batch's gathered rows or on the whole table (when b·(2 + k) ≥ n, cheaper) alike.
 
