@@ -180,8 +180,12 @@ def sweep(args, graph, out: Path) -> None:
         epochs = None
         if overrides.get("lr_schedule") == "cosine":
             # The decay needs the epoch count: fit it to the budget at the measured rate.
-            if rate_epochs_per_s is None:
-                continue
+            if rate_epochs_per_s is None:  # no constant-lr run yet: a 10 s calibration
+                constant = {**overrides, "lr_schedule": "constant"}
+                cal_cfg = recipe("nouns", **constant, epochs=MAX_EPOCHS, time_budget=10.0)
+                cal = train(graph, cal_cfg, progress=False)
+                rate_epochs_per_s = len(cal.losses) / cal.train_seconds
+                budget = budget_for(args.budget)
             epochs = max(int(0.95 * budget * rate_epochs_per_s), 2)
         row, result = run_one(
             graph, name, overrides, dim=10, budget=budget, epochs=epochs,
