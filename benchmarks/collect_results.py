@@ -13,6 +13,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     ("poincare_embedding", "Poincaré embeddings (`benchmarks/poincare_embedding.py`)"),
+    ("nouns_embedding", "WordNet nouns, H200 GPU (`benchmarks/nouns_embedding.py`)"),
+    ("nouns_embedding_cpu", "WordNet nouns, CPU vs geoopt (`benchmarks/nouns_embedding.py`)"),
     ("geometry", "Geometry, CPU (`benchmarks/geometry.py`)"),
     ("geometry_h200", "Geometry, H200 GPU (`benchmarks/geometry.py`)"),
     ("optim", "Riemannian optimizers (`benchmarks/optim.py`)"),

@@ -27,11 +27,21 @@ offset in that lemma's line of ``index.noun`` (WordNet's sense order), zero-padd
 digits. Example: the synset at offset 02062744 has first word ``whale``; the ``whale`` line
 of ``index.noun`` lists ``10129133 02062744`` (sense 1 is "a very large person"), so the
 cetacean is named ``whale.n.02``, as in nltk and in the reference ``mammal_closure.csv``.
+
+``--reduction`` writes instead the *transitive reduction* of the relation under ``--root``
+(the edges (x, p) with p a direct parent of x that is no ancestor of another parent of x),
+LZMA-compressed when the output ends in ``.xz``. Its closure is the closure above; with
+``--root entity.n.01`` it is the file shipped as
+``spiraljax/data/wordnet_noun_reduction.tsv.xz`` (``spiraljax.data.load_noun_closure``)::
+
+    python scripts/build_wordnet.py --root entity.n.01 --reduction \
+        --output spiraljax/data/wordnet_noun_reduction.tsv.xz
 """
 
 from __future__ import annotations
 
 import argparse
+import lzma
 import os
 import sys
 from pathlib import Path
@@ -140,6 +150,42 @@ def mammal_closure(
     return sorted(edges)
 
 
+def reduction(wordnet_dir: Path, *, root: str = ROOT) -> list[tuple[str, str]]:
+    """Sorted (child, parent) pairs of the transitive reduction of the relation under ``root``.
+
+    A DAG's reduction is a subset of its edges: (x, p) is kept iff p is a direct parent of
+    x and no other direct parent of x has p as an ancestor. Its transitive closure equals
+    ``mammal_closure(wordnet_dir, apply_filter=False, root=root)``.
+    """
+    first_lemma, parents = parse_data_noun(wordnet_dir / "data.noun")
+    names = synset_names(first_lemma, parse_index_noun(wordnet_dir / "index.noun"))
+    closure = ancestors(parents)
+    by_name = {v: k for k, v in names.items()}
+    if root not in by_name:
+        raise ValueError(f"root={root!r} is not a noun synset name of {wordnet_dir}")
+    top = by_name[root]
+    members = {top} | {x for x, anc in closure.items() if top in anc}
+    edges = set()
+    for x in members:
+        implied = set().union(*(closure[q] for q in parents[x]))
+        edges |= {(names[x], names[p]) for p in parents[x] if p in members and p not in implied}
+    return sorted(edges)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, fsync and rename over it: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    data = text.encode("utf-8")
+    if path.suffix == ".xz":
+        data = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wordnet-dir", type=Path, default=Path("/usr/share/wordnet"))
@@ -152,25 +198,29 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT,
         help="top synset of the closure (default: %(default)s; entity.n.01 = all nouns)",
     )
+    parser.add_argument(
+        "--reduction",
+        action="store_true",
+        help="write the transitive reduction instead of the closure (.xz output: compressed)",
+    )
     args = parser.parse_args(argv)
     if not (args.wordnet_dir / "data.noun").is_file():
         parser.error(f"{args.wordnet_dir}/data.noun not found (apt-get install wordnet-base)")
-    edges = mammal_closure(args.wordnet_dir, apply_filter=not args.no_filter, root=args.root)
+    if args.reduction:
+        edges = reduction(args.wordnet_dir, root=args.root)
+        kind = "transitive reduction"
+    else:
+        edges = mammal_closure(args.wordnet_dir, apply_filter=not args.no_filter, root=args.root)
+        kind = "transitive closure"
     nodes = {n for e in edges for n in e}
     header = (
-        f"# WordNet 3.0 noun hierarchy under {args.root}: transitive closure of hypernym (@) and\n"
+        f"# WordNet 3.0 noun hierarchy under {args.root}: {kind} of hypernym (@) and\n"
         "# instance hypernym (@i), child<TAB>parent. Built by scripts/build_wordnet.py from the\n"
         "# WordNet 3.0 database (Princeton University; license: LICENSE.wordnet beside it).\n"
         f"# {len(nodes)} nouns, {len(edges)} edges.\n"
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed over it: never a half-written file.
-    tmp = args.output.with_name(f".{args.output.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        f.write(header)
-        f.writelines(f"{c}\t{p}\n" for c, p in edges)
-    os.replace(tmp, args.output)
-    print(f"wrote {args.output}: {len(nodes)} nouns, {len(edges)} edges")
+    _write(args.output, header + "".join(f"{c}\t{p}\n" for c, p in edges))
+    print(f"wrote {args.output}: {len(nodes)} nouns, {len(edges)} edges ({kind})")
     return 0
 
 

@@ -40,6 +40,7 @@ def test_embed_tiny_tsv(tiny, tmp_path, capsys):
     assert metrics["config"] == {
         "dim": 2, "epochs": 2, "lr": 0.1, "negatives": 3, "burn_in": 1, "batch_size": 3,
         "seed": 3, "curvature": -1.0, "dtype": "float32", "retraction": "expmap",
+        "optimizer": "rsgd", "lr_schedule": "constant", "time_budget": None,
     }  # fmt: skip
     assert metrics["num_edges"] == 6 and 1.0 <= metrics["mean_rank"]
     assert 0.0 < metrics["map"] <= 1.0
@@ -82,11 +83,51 @@ def test_defaults():
     demo = parser.parse_args(["demo"])
     assert {k: getattr(demo, k) for k in cli.DEMO_SETTINGS} == cli.DEMO_SETTINGS
     assert demo.data is None and demo.handler is cli.embed._run_demo
-    embed = parser.parse_args(["embed"])
+    embed = cli.embed._embed_config(parser.parse_args(["embed"]), "mammals")
     # embed defaults: the reference mammal recipe of Nickel & Kiela.
     assert (embed.dim, embed.lr, embed.negatives, embed.batch_size, embed.burn_in) == (
         5, 0.3, 50, 10, 20,
     )  # fmt: skip
+
+
+def test_embed_dataset_recipes_and_lr_scaling():
+    parser = cli.build_parser()
+    args = parser.parse_args(["embed", "--dataset", "nouns"])
+    nouns = cli.embed._embed_config(args, args.dataset)
+    assert (nouns.dim, nouns.batch_size, nouns.lr, nouns.dtype) == (10, 4096, 120.0, "float64")
+    # A batch without an lr: the lr scales linearly with the batch; an explicit lr wins.
+    args = parser.parse_args(["embed", "--dataset", "nouns", "--batch-size", "1024"])
+    assert cli.embed._embed_config(args, "nouns").lr == pytest.approx(30.0)
+    args = parser.parse_args(["embed", "--batch-size", "1024", "--lr", "7", "--time-budget", "9"])
+    cfg = cli.embed._embed_config(args, "mammals")
+    assert (cfg.lr, cfg.batch_size, cfg.time_budget) == (7.0, 1024, 9.0)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["embed", "--dataset", "birds"],
+        ["embed", "--dataset", "nouns", "--data", "x.tsv"],
+        ["embed", "--time-budget", "0"],
+        ["embed", "--optimizer", "lbfgs"],
+    ],
+)
+def test_embed_bad_dataset_options_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    if "birds" in argv:
+        assert "mammals" in err and "nouns" in err  # the error lists the choices
+
+
+def test_load_dataset_unknown_name_lists_choices():
+    from spiraljax.embedding.recipes import load_dataset, recipe
+
+    with pytest.raises(ValueError, match=r"dataset='birds' is not one of \['mammals', 'nouns'\]"):
+        load_dataset("birds")
+    with pytest.raises(ValueError, match="birds"):
+        recipe("birds")
 
 
 def test_commands_add_subcommands(capsys):

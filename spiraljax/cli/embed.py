@@ -131,30 +131,81 @@ def register_demo(subparsers) -> None:
     p.set_defaults(handler=_run_demo, data=None, closure=False)
 
 
+# Options of `spiraljax embed` whose default comes from the --dataset recipe
+# (spiraljax/embedding/recipes.py); None on the command line means "the recipe's".
+RECIPE_OPTIONS = ("dim", "epochs", "lr", "negatives", "burn_in", "batch_size", "seed")
+
+
 def register_embed(subparsers) -> None:
     """Add ``spiraljax embed`` to ``subparsers``."""
     p = subparsers.add_parser(
         "embed",
         help="Poincaré embeddings of any child<TAB>parent hierarchy",
-        description="Train Poincaré embeddings of a hierarchy given as a child<TAB>parent TSV "
-        "(default: the shipped WordNet mammal closure). Defaults are the reference recipe "
-        "of Nickel & Kiela (train-mammals.sh).",
+        description="Train Poincaré embeddings of a shipped hierarchy (--dataset mammals or "
+        "nouns, each with its own default recipe) or of a child<TAB>parent TSV (--data, the "
+        "mammal recipe of Nickel & Kiela, train-mammals.sh). Changing --batch-size without "
+        "--lr scales the learning rate linearly with the batch.",
     )
-    from spiraljax.embedding.trainer import EmbedConfig
+    from spiraljax.embedding.recipes import DATASETS
 
-    ref = EmbedConfig()
-    defaults = {k: getattr(ref, k) for k in DEMO_SETTINGS}
-    p.add_argument(
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
         "--data",
         type=Path,
         default=None,
-        help="child<TAB>parent TSV ('#' comments allowed; default: WordNet mammals)",
+        help="child<TAB>parent TSV ('#' comments allowed; trained with the mammals recipe)",
+    )
+    source.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default=None,
+        help="shipped hierarchy: mammals (1,180 nouns) or nouns (82,115 WordNet nouns, a "
+        "large-batch GPU recipe; see docs/how-to/wordnet-nouns.md) (default: mammals)",
     )
     p.add_argument(
         "--closure", action="store_true", help="train on the transitive closure of the file's edges"
     )
-    _add_training_options(p, defaults, "spiraljax-embedding")
+    _add_training_options(p, dict.fromkeys(RECIPE_OPTIONS), "spiraljax-embedding")
+    for action in p._actions:
+        if action.dest in RECIPE_OPTIONS and action.help:
+            action.help = action.help.replace("%(default)s", "the dataset's recipe")
+    p.add_argument(
+        "--optimizer",
+        choices=("rsgd", "radam"),
+        default=None,
+        help="Riemannian SGD or Riemannian Adam (default: the dataset's recipe)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default=None,
+        help="learning rate after burn-in (default: the dataset's recipe)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        help="stop training after the epoch that passes this many seconds (default: none)",
+    )
+    p.add_argument(
+        "--eval-sample",
+        type=_positive_int,
+        default=None,
+        help="evaluate on this many random nodes only: approximate metrics, faster "
+        "(default: exact, all pairs)",
+    )
     p.set_defaults(handler=_run_embed)
+
+
+def _embed_config(args: argparse.Namespace, dataset: str):
+    """The ``EmbedConfig`` of `spiraljax embed`: the dataset's recipe, then the options."""
+    from spiraljax.embedding.recipes import recipe
+
+    overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
+    for k in ("optimizer", "lr_schedule", "time_budget"):
+        if getattr(args, k) is not None:
+            overrides[k] = getattr(args, k)
+    return recipe(dataset, dtype=args.dtype, devices=args.devices, **overrides)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -162,10 +213,29 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    return _train_and_report(args, queries=(), title=None)
+    from spiraljax.data import load_edges
+    from spiraljax.embedding.recipes import load_dataset
+
+    dataset = args.dataset or "mammals"
+    config = _embed_config(args, dataset)
+    graph = (
+        load_dataset(dataset) if args.data is None else load_edges(args.data, closure=args.closure)
+    )
+    title = {"mammals": "WordNet mammals", "nouns": "WordNet nouns"}.get(args.dataset)
+    return _train_and_report(
+        args, queries=(), title=title, config=config, graph=graph, sample=args.eval_sample
+    )
 
 
-def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title) -> int:
+def _train_and_report(
+    args: argparse.Namespace,
+    *,
+    queries: Sequence[str],
+    title,
+    config=None,
+    graph=None,
+    sample: int | None = None,
+) -> int:
     import jax.numpy as jnp
     import numpy as np
 
@@ -175,7 +245,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     from spiraljax.embedding.output import environment_info, write_run
     from spiraljax.kernels.neighbors import nearest_neighbors
 
-    config = EmbedConfig(
+    config = config or EmbedConfig(
         dim=args.dim,
         epochs=args.epochs,
         lr=args.lr,
@@ -186,9 +256,12 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         dtype=args.dtype,
         devices=args.devices,
     )
-    graph = (
-        load_mammal_closure() if args.data is None else load_edges(args.data, closure=args.closure)
-    )
+    if graph is None:
+        graph = (
+            load_mammal_closure()
+            if args.data is None
+            else load_edges(args.data, closure=args.closure)
+        )
     plot = not args.no_plot
     if plot and importlib.util.find_spec("matplotlib") is None:
         print("note: matplotlib is not installed, so no poincare_disk.png will be written "
@@ -198,15 +271,25 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     print(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
         f"lr×0.1) lr={config.lr} negatives={config.negatives} batch={config.batch_size} "
-        f"seed={config.seed} {config.dtype} devices={config.devices}"
+        f"seed={config.seed} {config.dtype} devices={config.devices} "
+        f"optimizer={config.optimizer} schedule={config.lr_schedule}"
+        + (f" time budget {config.time_budget:g} s" if config.time_budget else "")
     )
     result = train(graph, config, progress=not args.quiet)
-    metrics = reconstruction_metrics(result.embedding, graph, curvature=config.curvature)
+    metrics = reconstruction_metrics(
+        result.embedding,
+        graph,
+        curvature=config.curvature,
+        sample=sample,
+        progress=not args.quiet and graph.num_nodes > 10_000,
+    )
     rate = result.steady_relations_per_second
+    approx = f" (approximate: {sample} sampled nodes)" if sample else ""
     print(
-        f"reconstruction: mean rank {metrics.mean_rank:.3f}, MAP {metrics.map:.4f} "
+        f"reconstruction{approx}: mean rank {metrics.mean_rank:.3f}, MAP {metrics.map:.4f} "
         f"({metrics.num_pairs} pairs, {metrics.num_nodes} nodes); final loss "
-        f"{result.losses[-1]:.4f}; {result.train_seconds:.1f} s, {rate:,.0f} relations/s"
+        f"{result.losses[-1]:.4f}; {len(result.losses)} epochs in "
+        f"{result.train_seconds:.1f} s, {rate:,.0f} relations/s"
     )
     shown = {}
     present = [q for q in queries if q in set(graph.names)]
@@ -232,6 +315,8 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         "num_pairs": metrics.num_pairs,
         "num_eval_nodes": metrics.num_nodes,
         "num_nodes": graph.num_nodes,
+        "eval_sample": sample,
+        "epochs_run": len(result.losses),
         "num_edges": graph.num_edges,
         "data": graph.source,
         "config": {
@@ -245,6 +330,9 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
             "curvature": config.curvature,
             "dtype": config.dtype,
             "retraction": config.retraction,
+            "optimizer": config.optimizer,
+            "lr_schedule": config.lr_schedule,
+            "time_budget": config.time_budget,
         },
         "final_loss": float(result.losses[-1]),
         "train_seconds": result.train_seconds,

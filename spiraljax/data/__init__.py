@@ -14,6 +14,10 @@ the ``mammal_closure`` set of Nickel & Kiela 2017), built by ``scripts/build_wor
 from the WordNet 3.0 database files. Node names follow nltk (``whale.n.02``): first lemma
 of the synset, and its sense number in WordNet's ``index.noun``. The WordNet license is in
 ``LICENSE.wordnet`` beside the TSV.
+
+The WordNet 3.0 noun hierarchy (82,115 nouns, 743,241 closure edges) ships as its
+transitive reduction; ``load_noun_closure`` (``spiraljax/data/nouns.py``) computes and
+caches the closure.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import numpy as np
 __all__ = [
     "MAMMAL_CLOSURE",
     "EdgeList",
+    "closure_under",
     "load_edges",
     "load_mammal_closure",
+    "load_noun_closure",
     "transitive_closure",
 ]
 
@@ -183,3 +189,7 @@ def load_mammal_closure() -> EdgeList:
     ref = resources.files(__name__).joinpath(MAMMAL_CLOSURE)
     source = f"package:spiraljax/data/{MAMMAL_CLOSURE}"
     return _from_pairs(_parse(ref.read_text(encoding="utf-8").splitlines(), source), source)
+
+
+# After the definitions above, which nouns.py imports.
+from spiraljax.data.nouns import closure_under, load_noun_closure  # noqa: E402

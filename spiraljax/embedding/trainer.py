@@ -26,8 +26,15 @@ Recipe of the reference implementation (facebookresearch/poincare-embeddings
 * every epoch visits the edges in a fresh random order, in batches of ``batch_size`` (the
   last batch padded with masked pairs so that the whole epoch is one ``lax.scan``).
 
+Beyond the reference (``EmbedConfig``): Riemannian Adam instead of RSGD
+(``optimizer="radam"``), a cosine decay of the learning rate after burn-in
+(``lr_schedule="cosine"``) and a wall-clock budget (``time_budget``). The large-batch recipe
+of the WordNet nouns, with its learning-rate scaling, is in ``spiraljax/embedding/recipes.py``
+and ``docs/how-to/wordnet-nouns.md``.
+
 The epoch is one jit-compiled function (its negatives drawn up front: memory
-O(edges · negatives)); a tqdm bar shows the loss and relations/s. A row whose gradient is
+O(edges · negatives)); a tqdm bar shows the loss, relations/s, the ETA over ``epochs`` and
+the time left of ``time_budget``. A row whose gradient is
 zero is left exactly as it is (RSGD would only re-round it), so the update can act on the
 batch's gathered rows or on the whole table (when b·(2 + k) ≥ n, cheaper) alike.
 
@@ -79,12 +86,15 @@ from spiraljax.data import EdgeList
 from spiraljax.distributed.layout import ROWS
 from spiraljax.embedding.evaluation import neighbour_table, x64_context
 from spiraljax.geometry import poincare
-from spiraljax.optim import apply_updates, riemannian_sgd
+from spiraljax.optim import apply_updates, riemannian_adam, riemannian_sgd
 
 __all__ = ["EmbedConfig", "EmbedResult", "nickel_kiela_loss", "train"]
 
 BURN_IN_LR_MULTIPLIER = 0.1
 UNIGRAM_POWER = 0.75
+OPTIMIZERS = ("rsgd", "radam")
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +125,17 @@ class EmbedConfig:
         summation order of the gradient. ``batch_size`` must be divisible by
         ``devices``; use batches of thousands of pairs, since each step moves about one
         all-reduce of the table whatever the batch.
+      optimizer: ``"rsgd"`` (Riemannian SGD, the reference) or ``"radam"`` (Riemannian
+        Adam, ``spiraljax.optim.riemannian_adam``, default betas; its moments cover the
+        whole table, so every step updates the table densely; rows with a zero gradient in
+        a step are kept where they are while their moments decay). Burn-in runs either at
+        ``lr × 0.1``.
+      lr_schedule: after burn-in, ``"constant"`` (``lr``, the reference) or ``"cosine"``
+        (half a cosine from ``lr`` down to ``lr × 0.01`` at the last step of ``epochs``;
+        a run cut short by ``time_budget`` stops before the end of the decay).
+      time_budget: stop after the first epoch that ends past this many seconds of
+        training (compilation included); ``None`` runs all ``epochs``. The schedule does
+        not depend on it (burn-in is still the first ``burn_in`` epochs).
     """
 
     dim: int = 5
@@ -128,6 +149,9 @@ class EmbedConfig:
     dtype: str = "float64"
     retraction: str = "expmap"
     devices: int = 1
+    optimizer: str = "rsgd"
+    lr_schedule: str = "constant"
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -150,6 +174,14 @@ class EmbedConfig:
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
         if self.retraction not in ("expmap", "first_order"):
             raise ValueError(f"retraction={self.retraction!r} must be 'expmap' or 'first_order'")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} must be one of {LR_SCHEDULES}")
+        if self.time_budget is not None and not (
+            isinstance(self.time_budget, int | float) and self.time_budget > 0
+        ):
+            raise ValueError(f"time_budget={self.time_budget!r} must be None or a number > 0")
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by devices={self.devices}"
@@ -163,7 +195,8 @@ class EmbedResult:
     Attributes:
       embedding: (n, dim) numpy array of ball points; row i embeds ``names[i]``.
       names: node names.
-      losses: (epochs,) mean training loss of each epoch.
+      losses: (epochs run,) mean training loss of each epoch (fewer than
+        ``config.epochs`` when ``config.time_budget`` stopped the run).
       relations_per_second: edges processed per second in each epoch (wall clock; the
         first epoch includes jit compilation).
       train_seconds: wall time of all epochs, compilation included.
@@ -289,6 +322,13 @@ def _update_own_block(optimizer, table, grad, opt_state, curvature):
     return jax.lax.all_gather(block, ROWS, tiled=True), opt_state
 
 
+def _make_optimizer(name: str, schedule, curvature: float, retraction: str):
+    """The Riemannian optax transform named by ``EmbedConfig.optimizer``."""
+    if name == "radam":
+        return riemannian_adam(schedule, curvature=curvature, retraction=retraction)
+    return riemannian_sgd(schedule, curvature=curvature, retraction=retraction)
+
+
 @functools.lru_cache(maxsize=16)
 def _epoch_function(
     batch_size: int,
@@ -300,12 +340,16 @@ def _epoch_function(
     num_batches: int,
     mesh: Any = None,
     dense: bool = False,
+    optimizer_name: str = "rsgd",
+    lr_schedule: str = "constant",
+    steps_total: int = 0,
 ):
     """``(optimizer, epoch)``: the RSGD transform with the burn-in schedule, and a
     jit-compiled epoch (permute the edges, draw the negatives, ``lax.scan`` over batches).
 
     ``dense``: update the whole table each step (rows with a zero gradient kept exactly)
-    instead of gathering the batch's b·(2 + k) rows; cheaper once b·(2 + k) ≥ n. ``mesh``:
+    instead of gathering the batch's b·(2 + k) rows; cheaper once b·(2 + k) ≥ n, and
+    required by optimizers with per-row state (``"radam"``). ``mesh``:
     a 1-D mesh (axis ``"rows"``) to split every batch over, data-parallel, with the table
     replicated and each device updating its block of rows (module docstring, "Several
     devices"); the table must have a multiple of the mesh size rows.
@@ -317,9 +361,15 @@ def _epoch_function(
     lr_burn_in = lr * BURN_IN_LR_MULTIPLIER
 
     def schedule(count):
-        return jnp.where(count < steps_burn_in, lr_burn_in, lr)
+        if lr_schedule == "cosine":
+            # Half a cosine from lr (end of burn-in) to lr·COSINE_FLOOR (last step).
+            t = (count - steps_burn_in) / max(steps_total - steps_burn_in, 1)
+            main = lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + jnp.cos(jnp.pi * t)))
+        else:
+            main = lr
+        return jnp.where(count < steps_burn_in, lr_burn_in, main)
 
-    optimizer = riemannian_sgd(schedule, curvature=curvature, retraction=retraction)
+    optimizer = _make_optimizer(optimizer_name, schedule, curvature, retraction)
 
     def objective(table, pairs, negs, neg_mask, pair_mask, denominator):
         # Σ over this device's pairs / (valid pairs of the whole batch): the per-device
@@ -399,8 +449,11 @@ def _epoch_function(
 
 
 def _dense_update(config: EmbedConfig, num_nodes: int) -> bool:
-    """One device: whole-table RSGD updates once a batch gathers at least as many rows as
-    the table holds. (Several devices always update their blocks densely.)"""
+    """One device: whole-table updates once a batch gathers at least as many rows as the
+    table holds, or when the optimizer keeps per-row state (Riemannian Adam). (Several
+    devices always update their blocks densely.)"""
+    if config.optimizer != "rsgd":
+        return True
     return config.batch_size * (2 + config.negatives) >= num_nodes
 
 
@@ -453,6 +506,9 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
         num_batches,
         mesh,
         _dense_update(config, graph.num_nodes),
+        config.optimizer,
+        config.lr_schedule,
+        config.epochs * num_batches,
     )
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)
@@ -472,6 +528,7 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
     rates = np.zeros(config.epochs)
     bar = tqdm(range(config.epochs), desc="embedding", unit="epoch", disable=not progress)
     start = time.perf_counter()
+    epochs_run = 0
     for e in bar:
         burn_in = e < config.burn_in
         key, epoch_key = jax.random.split(key)
@@ -479,17 +536,24 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
         table, opt_state, loss = epoch_fn(table, opt_state, epoch_key, tables, jnp.asarray(burn_in))
         losses[e] = float(loss)  # blocks until the epoch is done
         rates[e] = m / (time.perf_counter() - t0)
+        epochs_run = e + 1
+        elapsed = time.perf_counter() - start
         phase = "burn-in" if burn_in else "main"
-        bar.set_postfix(phase=phase, loss=f"{losses[e]:.4f}", rel_s=f"{rates[e]:,.0f}")
+        postfix = {"phase": phase, "loss": f"{losses[e]:.4f}", "rel_s": f"{rates[e]:,.0f}"}
+        if config.time_budget is not None:
+            postfix["budget_left"] = f"{max(config.time_budget - elapsed, 0):.0f}s"
+        bar.set_postfix(postfix)
         if callback is not None:
             callback(e, losses[e])
+        if config.time_budget is not None and elapsed >= config.time_budget:
+            break
     train_seconds = time.perf_counter() - start
     bar.close()
     return EmbedResult(
         embedding=np.asarray(table)[: graph.num_nodes],
         names=graph.names,
-        losses=losses,
-        relations_per_second=rates,
+        losses=losses[:epochs_run],
+        relations_per_second=rates[:epochs_run],
         train_seconds=train_seconds,
         config=config,
     )

@@ -64,12 +64,20 @@ class RankPlan(NamedTuple):
     score: float
 
 
-def _filtered_applies(kind: str, cols: int, k: int) -> bool:
-    from spiraljax.kernels.triton.select import plan_filter, plan_mid
+def _filtered_preferred(kind: str, cols: int, k: int) -> bool:
+    """Where the filtered Triton kernels beat the Pallas ones (H200, float32, 2026-12-02,
+    ``benchmarks/rankk_filtered.py``): every Mid-K they plan (1.27 vs 1.87 ms on
+    1024×65536, k = 16); rows of ≤ 8192 keys (0.32 vs 0.53 ms on 8192×4096, k = 8); and
+    k ≥ 1024 on rows split into segments (1.24 vs 1.98 ms on 1×2^26, k = 1024; 1.15 vs
+    1.27 ms on 256×131072, k = 2048). Elsewhere they are level or slower (1024×65536,
+    k = 16 / 128: 0.47 / 0.46 vs 0.46 / 0.46 ms; k = 1024: 0.88 vs 0.73 ms)."""
+    from spiraljax.kernels.triton.select import SEGMENT, plan_filter, plan_mid
 
     if kind == "mid":
         return plan_mid(cols, k) is not None
-    return plan_filter(cols, k) is not None
+    if plan_filter(cols, k) is None:
+        return False
+    return cols <= 8192 or (cols > SEGMENT and k >= 1024)
 
 
 def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice:
@@ -94,9 +102,8 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
       above. On the H200 the tuner measured 0.40 / 0.43 ms against 0.74 / 0.73 ms for
       the radix plan on 1024×65536, k = 16 / 128 (see RESULTS.md).
     * Survivors ordered by counting rank for k ≤ 32 (tiny k×k), else by sort.
-    * On a GPU, every problem the filtered Triton kernels plan for (``family = 1``,
-      ``triton/select.py``) takes them; the fields above are then the Pallas fallback's
-      for the problems they do not plan.
+    * On a GPU the filtered Triton kernels (``family = 1``, ``triton/select.py``) take
+      the problems where they measured faster (``_filtered_preferred``).
     """
     pow2 = max(256, 1 << (max(cols, 1) - 1).bit_length())
     if pow2 <= RESIDENT_MAX:
@@ -120,7 +127,7 @@ def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) ->
     if kind != "mid" and k <= SAMPLE_MAX_K and cols >= SAMPLE_MIN_COLS and caps.backend != "cpu":
         sample = 8192 if cols >= (1 << 20) else 2048
     return Choice(
-        family=1 if caps.backend != "cpu" and _filtered_applies(kind, cols, k) else 0,
+        family=1 if caps.backend != "cpu" and _filtered_preferred(kind, cols, k) else 0,
         sample=sample,
         filter_capacity=filter_capacity,
         multiblock=multiblock,

@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score
 
 from spiraljax.data import EdgeList
 from spiraljax.embedding import neighbour_table, ranking_metrics, reconstruction_metrics
+from spiraljax.embedding.evaluation import block_rows
 
 
 def _graph(pairs, names=None) -> EdgeList:
@@ -145,3 +146,55 @@ def test_nearest_neighbours_of_embedded_nodes_with_rank_k():
     np.testing.assert_allclose(dists, d[[0, 3]][np.arange(2)[:, None], ids], rtol=1e-5)
     with pytest.raises(ValueError, match="k=5"):
         nearest_neighbours(x, [0], k=5)
+
+
+def _random_dag(rng, n):
+    """A random DAG closure (several parents per node allowed), as an EdgeList."""
+    parents = {i: set(rng.choice(i, size=min(i, int(rng.integers(1, 3))), replace=False))
+               for i in range(1, n)}  # fmt: skip
+    anc: dict[int, set[int]] = {0: set()}
+    for i in range(1, n):
+        anc[i] = set().union(*({int(p)} | anc[int(p)] for p in parents[i]))
+    return _graph([(f"v{i:03d}", f"v{a:03d}") for i in range(1, n) for a in sorted(anc[i])])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_blocked_evaluation_matches_sklearn_on_random_dags(seed):
+    rng = np.random.default_rng(100 + seed)
+    g = _random_dag(rng, int(rng.integers(20, 70)))
+    x = rng.normal(size=(g.num_nodes, 2))
+    x = 0.99 * x / np.linalg.norm(x, axis=1, keepdims=True) * rng.uniform(0, 1, (g.num_nodes, 1))
+    want_rank, want_map = _reference(_poincare_dist_np(x), g)
+    # Tiny budgets force one-row and few-row blocks; the result must not depend on them.
+    for budget in (1, 48 * g.num_nodes * 3, 2**30):
+        m = reconstruction_metrics(x, g, memory_budget=budget)
+        assert m.mean_rank == pytest.approx(want_rank, rel=1e-12)
+        assert m.map == pytest.approx(want_map, rel=1e-9)
+        assert m.num_pairs == g.num_edges
+
+
+def test_block_rows_from_memory_budget():
+    assert block_rows(82_115) == 272  # the WordNet nouns at the 1 GiB default
+    assert block_rows(82_115, memory_budget=1) == 1
+    assert block_rows(10) == 4096
+    with pytest.raises(ValueError, match="memory_budget"):
+        block_rows(10, memory_budget=0)
+
+
+def test_sampled_estimate_is_exact_per_sampled_row():
+    rng = np.random.default_rng(7)
+    g = _random_dag(rng, 60)
+    x = 0.9 * rng.uniform(-0.7, 0.7, size=(g.num_nodes, 2))
+    full = reconstruction_metrics(x, g)
+    assert reconstruction_metrics(x, g, sample=10**6) == full  # ≥ all rows: exact
+    est = reconstruction_metrics(x, g, sample=15, seed=3)
+    assert est.num_nodes == 15 and est.num_pairs < full.num_pairs
+    # The estimate equals the exact metrics of the sub-graph of the sampled rows' edges.
+    sources, _ = neighbour_table(g)
+    pick = np.sort(np.random.default_rng(3).choice(sources.size, 15, replace=False))
+    sub = EdgeList(g.names, g.edges[np.isin(g.edges[:, 0], sources[pick])], "sub")
+    exact_sub = reconstruction_metrics(x, sub)
+    assert est.map == pytest.approx(exact_sub.map, rel=1e-12)
+    assert est.mean_rank == pytest.approx(exact_sub.mean_rank, rel=1e-12)
+    with pytest.raises(ValueError, match="sample"):
+        reconstruction_metrics(x, g, sample=0)

@@ -227,8 +227,56 @@ def test_negatives_for_a_grid_of_children():
         ({"curvature": 0.0}, "curvature=0.0"),
         ({"dtype": "float16"}, "dtype='float16'"),
         ({"retraction": "cayley"}, "retraction='cayley'"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+        ({"lr_schedule": "step"}, "lr_schedule='step'"),
+        ({"time_budget": 0}, "time_budget=0"),
+        ({"time_budget": -1.0}, "time_budget=-1.0"),
     ],
 )
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EmbedConfig(**kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_riemannian_adam_trains_the_tree(dtype):
+    config = EmbedConfig(
+        dim=2, epochs=60, lr=0.2, negatives=8, burn_in=5, batch_size=8, seed=1, dtype=dtype,
+        optimizer="radam",
+    )  # fmt: skip
+    result = train(TREE, config, progress=False)
+    x = result.embedding
+    assert x.dtype == np.dtype(dtype) and np.all(np.isfinite(x))
+    assert np.linalg.norm(x, axis=1).max() < 1.0
+    assert result.losses[-10:].mean() < 0.5 * result.losses[:5].mean()
+    assert reconstruction_metrics(x, TREE).map > 0.9
+
+
+def test_time_budget_stops_early_and_reports_the_epochs_run():
+    config = EmbedConfig(dim=2, epochs=100_000, burn_in=1, batch_size=4, negatives=4,
+                         time_budget=1e-9)  # fmt: skip
+    seen = []
+    result = train(TREE, config, progress=False, callback=lambda e, loss: seen.append(e))
+    # Every epoch ends past a 1 ns budget: exactly one epoch runs.
+    assert seen == [0] and result.losses.shape == (1,) and result.relations_per_second.shape == (1,)
+
+
+def test_cosine_schedule_decays_to_the_floor():
+    steps_burn_in, steps_total, lr = 3, 13, 2.0
+    optimizer, _ = trainer_module._epoch_function(
+        1, 1, -1.0, "expmap", lr, steps_burn_in, 1, None, True, "rsgd", "cosine", steps_total
+    )
+    # The schedule is visible through the RSGD step size on a point at the origin.
+    x = jnp.zeros((1, 2), jnp.float32)
+    g = jnp.array([[1e-3, 0.0]], jnp.float32)
+    state = optimizer.init(x)
+    sizes = []
+    for _ in range(steps_total):
+        u, state = optimizer.update(g, state, x)
+        sizes.append(float(-u[0, 0]))
+    sizes = np.array(sizes) / (1e-3 / 4)  # λ₀² = 4: the step is lr·g/4 (to first order)
+    np.testing.assert_allclose(sizes[:3], 0.1 * lr, rtol=1e-3)  # burn-in at lr × 0.1
+    np.testing.assert_allclose(sizes[3], lr, rtol=1e-3)
+    assert np.all(np.diff(sizes[3:]) < 0)
+    np.testing.assert_allclose(sizes[-1], lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 0.9))),
+                               rtol=1e-3)  # fmt: skip
