@@ -158,6 +158,14 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         help="devices to split each batch over, data parallel, the table replicated "
         "(default: %(default)s; batch size must be divisible by it)",
     )
+    p.add_argument(
+        "--manifold",
+        choices=("poincare", "lorentz"),
+        default="poincare",
+        help="model of hyperbolic space: the Poincaré ball (Nickel & Kiela 2017) or the "
+        "Lorentz hyperboloid (Nickel & Kiela 2018; rows have dim + 1 coordinates) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the Poincaré-disk PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -225,6 +233,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         seed=args.seed,
         dtype=args.dtype,
         devices=args.devices,
+        manifold=args.manifold,
     )
     graph = (
         load_mammal_closure() if args.data is None else load_edges(args.data, closure=args.closure)
@@ -238,10 +247,12 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     print(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
         f"lr×0.1) lr={config.lr} negatives={config.negatives} batch={config.batch_size} "
-        f"seed={config.seed} {config.dtype} devices={config.devices}"
+        f"seed={config.seed} {config.dtype} devices={config.devices} {config.manifold}"
     )
     result = train(graph, config, progress=not args.quiet)
-    metrics = reconstruction_metrics(result.embedding, graph, curvature=config.curvature)
+    metrics = reconstruction_metrics(
+        result.embedding, graph, curvature=config.curvature, manifold=config.manifold
+    )
     rate = result.steady_relations_per_second
     print(
         f"reconstruction: mean rank {metrics.mean_rank:.3f}, MAP {metrics.map:.4f} "
@@ -253,9 +264,9 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
     if present:
         ids = [graph.index(q) for q in present]
         nbr_ids, nbr_dists = nearest_neighbours(
-            result.embedding, ids, k=5, curvature=config.curvature
+            result.embedding, ids, k=5, curvature=config.curvature, manifold=config.manifold
         )
-        print("nearest neighbours (Rank-K bottomk over Poincaré distances):")
+        print(f"nearest neighbours (Rank-K bottomk over {config.manifold} distances):")
         for q, row, drow in zip(present, nbr_ids, nbr_dists, strict=True):
             names = [graph.names[j] for j in row]
             shown[q] = names
@@ -280,6 +291,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
             "curvature": config.curvature,
             "dtype": config.dtype,
             "retraction": config.retraction,
+            "manifold": config.manifold,
         },
         "final_loss": float(result.losses[-1]),
         "train_seconds": result.train_seconds,
@@ -296,6 +308,7 @@ def _train_and_report(args: argparse.Namespace, *, queries: Sequence[str], title
         curvature=config.curvature,
         plot=plot,
         title=title,
+        manifold=config.manifold,
     )
     files = "embedding.npz, metrics.json" + (", poincare_disk.png" if plot else "")
     print(f"wrote {out}/ ({files})")

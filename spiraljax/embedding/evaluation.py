@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiraljax.data import EdgeList
-from spiraljax.geometry import poincare
+from spiraljax.geometry import lorentz, poincare
 
 __all__ = [
     "ReconstructionMetrics",
@@ -137,16 +137,27 @@ def ranking_metrics(distances, graph: EdgeList, *, block: int = 128) -> Reconstr
     return _accumulate(lambda rows: d[rows], sources, table, block)
 
 
-def _dist_rows(x, curvature, rows):
+def _dist_rows(x, curvature, rows, manifold="poincare"):
     # Broadcast dist (not the pairwise expansion) for full accuracy on near pairs.
-    return poincare.dist(x[rows][:, None, :], x[None, :, :], curvature=curvature)
+    model = lorentz if manifold == "lorentz" else poincare
+    return model.dist(x[rows][:, None, :], x[None, :, :], curvature=curvature)
 
 
-_dist_rows_jit = jax.jit(_dist_rows)
+_dist_rows_jit = jax.jit(_dist_rows, static_argnames=("manifold",))
+
+
+def _check_manifold(manifold: str) -> None:
+    if manifold not in ("poincare", "lorentz"):
+        raise ValueError(f"manifold={manifold!r} must be 'poincare' or 'lorentz'")
 
 
 def reconstruction_metrics(
-    embedding, graph: EdgeList, *, curvature: float = -1.0, block: int | None = None
+    embedding,
+    graph: EdgeList,
+    *,
+    curvature: float = -1.0,
+    block: int | None = None,
+    manifold: str = "poincare",
 ) -> ReconstructionMetrics:
     """Reconstruction mean rank and MAP of Poincaré-ball points (module docstring).
 
@@ -157,7 +168,10 @@ def reconstruction_metrics(
       curvature: K < 0 of the ball.
       block: rows per block (default: about 2²² distance coordinates per block); memory
         is O(block · n · d).
+      manifold: ``"poincare"`` (ball points (n, d)) or ``"lorentz"`` (hyperboloid points
+        (n, d+1), distances of ``spiraljax.geometry.lorentz``).
     """
+    _check_manifold(manifold)
     shape = np.shape(embedding)
     if len(shape) != 2 or shape[0] != graph.num_nodes:
         raise ValueError(f"embedding.shape={shape} must be ({graph.num_nodes}, dim)")
@@ -168,11 +182,13 @@ def reconstruction_metrics(
     with x64_context(np.asarray(embedding).dtype):
         x = jnp.asarray(embedding)
         c = jnp.asarray(curvature, x.dtype)
-        return _accumulate(lambda rows: _dist_rows_jit(x, c, rows), sources, table, block)
+        return _accumulate(
+            lambda rows: _dist_rows_jit(x, c, rows, manifold=manifold), sources, table, block
+        )
 
 
 def nearest_neighbours(
-    embedding, queries, k: int, *, curvature: float = -1.0
+    embedding, queries, k: int, *, curvature: float = -1.0, manifold: str = "poincare"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest other points of each query point, by Poincaré distance.
 
@@ -183,19 +199,21 @@ def nearest_neighbours(
       embedding: (n, d) ball points.
       queries: (q,) node ids.
       k: neighbours per query, 1 ≤ k ≤ n − 1.
+      manifold: ``"poincare"`` or ``"lorentz"`` (hyperboloid points (n, d+1)).
 
     Returns:
       ``(ids, distances)``, each (q, k), nearest first.
     """
     from spiraljax.kernels import bottomk
 
+    _check_manifold(manifold)
     n = np.shape(embedding)[0]
     if not 1 <= k <= n - 1:
         raise ValueError(f"k={k} must be between 1 and n - 1 = {n - 1}")
     with x64_context(np.asarray(embedding).dtype):
         x = jnp.asarray(embedding)
         q = jnp.asarray(queries, jnp.int32).reshape(-1)
-        d = _dist_rows(x, jnp.asarray(curvature, x.dtype), q)
+        d = _dist_rows(x, jnp.asarray(curvature, x.dtype), q, manifold)
         d = d.at[jnp.arange(q.size), q].set(jnp.inf)  # exclude the query itself
         values, ids = bottomk(d, k)
         return np.asarray(ids), np.asarray(values)
