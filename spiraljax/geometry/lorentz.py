@@ -18,13 +18,14 @@ Conventions (as in ``spiraljax.geometry.poincare``, see docs/concepts/lorentz.md
   vectors are read by their spatial part**; their time component is the one that makes them
   tangent, u₀ = ⟨x_s, u_s⟩/x₀ (use ``proju`` to project an arbitrary ambient vector first).
   Returned tangent vectors are tangent to rounding.
-* Spatial norms are capped at R = M·min(1, 1/√c) with M = 1e15 (32-bit and below) or 1e150
-  (float64), i.e. distances from the origin up to about log(2M)/√c (35 for float32 at c = 1,
+* Spatial norms are capped at R = M·min(1, 1/√c) with M = 1e8 (32-bit and below) or 1e150
+  (float64), i.e. distances from the origin up to about log(2M)/√c (19 for float32 at c = 1,
   against 6.2 in the float32 Poincaré ball); ``project`` applies the cap.
 * float32 / float64 computed as given, bfloat16 / float16 in float32 and cast back; integer
   inputs and coordinate axes of size < 2 raise ``ValueError`` naming the argument.
 * No NaN/Inf in values or gradients for finite inputs: coincident points, the origin, far
-  points, tangent vectors of any size (expmap saturates at the cap).
+  points, tangent vectors of any size (expmap saturates at the cap). Known gap: gradients of
+  ``expmap`` / ``egrad2rgrad`` at points on the float32 cap with tangents of size 1e6.
 
 Accuracy. Distances use the Minkowski chord q = ⟨x − y, x − y⟩_L = 2(−c⟨x, y⟩_L − 1)/c
 written as a sum of two non-negative terms,
@@ -50,6 +51,7 @@ from jax import lax
 
 from spiraljax.geometry import poincare
 from spiraljax.geometry.guards import (
+    _series_split,
     arsinh_ratio,
     as_float,
     ball_eps,
@@ -96,7 +98,9 @@ C_MIN = 1e-15
 
 def _max_norm(dtype) -> float:
     """M of the spatial-norm cap R = M·min(1, 1/√c): R² and products of two norms stay finite."""
-    return 1e150 if jnp.dtype(dtype).itemsize >= 8 else 1e15
+    # 1e8 in float32: a proju/egrad2rgrad product c·⟨x, g⟩·x of gradients up to 1e6 stays
+    # below 1e30, and gradients through it stay finite.
+    return 1e150 if jnp.dtype(dtype).itemsize >= 8 else 1e8
 
 
 def _max_angle(dtype) -> float:
@@ -187,8 +191,11 @@ def _join(t, s):
 
 
 def _tangent_time(s, x0, us):
-    """u₀ = ⟨x_s, u_s⟩/x₀: the time component making (u₀, u_s) tangent at x."""
-    return _dot(s, us) / x0
+    """u₀ = ⟨x_s, u_s⟩/x₀: the time component making (u₀, u_s) tangent at x.
+
+    Written ⟨x̂_s, u_s⟩ · (‖x_s‖/x₀) so that no product of two large norms is formed."""
+    sh, n = _unit(s, _sq(s))
+    return _dot(sh, us) * (n / x0)
 
 
 def _dist0_s(s2, c):
@@ -278,7 +285,14 @@ def _tangent_sq(s, s2, us, c):
 def _expmap_s(s, s2, us, c):
     # exp_x(u) = cosh(√c n) x + sinh(√c n)/(√c n) u, n = ‖u‖_L; spatial part.
     w = jnp.minimum(c * _tangent_sq(s, s2, us, c), _max_angle(s.dtype) ** 2)
-    return jnp.cosh(jnp.sqrt(w)) * s + sinh_ratio(w) * us
+    return _cosh_root(w) * s + sinh_ratio(w) * us
+
+
+def _cosh_root(w):
+    """cosh(√w) with a series near 0 (the derivative of √w is infinite there)."""
+    small, ws, wd = _series_split(w)
+    series = 1 + ws * (1 / 2 + ws * (1 / 24 + ws * (1 / 720)))
+    return jnp.where(small, series, jnp.cosh(jnp.sqrt(wd)))
 
 
 def _expmap(x, u, c):

@@ -5,7 +5,7 @@
 expmap, transport and projection of ``spiraljax.geometry.lorentz``, the second moment the
 Minkowski ‖rgrad‖²_L) or ``"euclidean"``; or a pytree of these tags (a prefix of params),
 or a callable ``params -> tags``, so one transform serves a mixed pytree of ball, Lorentz and
-Euclidean leaves (docs/how-to/lorentz.md).
+Euclidean leaves (docs/concepts/lorentz.md).
 
 Both transforms follow geoopt (``geoopt/optim/rsgd.py``, ``radam.py``; Bécigneul & Ganea,
 "Riemannian Adaptive Optimization Methods", ICLR 2019):
