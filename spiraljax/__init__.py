@@ -4,7 +4,8 @@ hypergradients and exact Rank-K selection for JAX.
 Subpackages load on first attribute access, so ``import spiraljax`` stays light and
 never imports GPU-only modules:
 
-* ``spiraljax.geometry`` / ``spiraljax.poincare`` — Poincaré-ball math and layers.
+* ``spiraljax.geometry`` / ``spiraljax.poincare`` / ``spiraljax.lorentz`` — Poincaré-ball and
+  Lorentz (hyperboloid) math, layers.
 * ``spiraljax.optim`` — Riemannian optax transforms, tapes, the topos guard transform.
 * ``spiraljax.implicit`` / ``spiraljax.solvers`` — implicit and unrolled hypergradients.
 * ``spiraljax.zspace`` — token-free text encoder and Z-space barycenters.
@@ -26,6 +27,7 @@ __version__ = "0.1.0.dev0"
 _SUBMODULES = {
     "geometry": "spiraljax.geometry",
     "poincare": "spiraljax.geometry.poincare",
+    "lorentz": "spiraljax.geometry.lorentz",
     "nn": "spiraljax.geometry.layers",
     "optim": "spiraljax.optim",
     "implicit": "spiraljax.implicit",

@@ -41,6 +41,7 @@ def test_embed_tiny_tsv(tiny, tmp_path, capsys):
         "dim": 2, "epochs": 2, "lr": 0.1, "negatives": 3, "burn_in": 1, "batch_size": 3,
         "seed": 3, "curvature": -1.0, "dtype": "float32", "retraction": "expmap",
         "optimizer": "rsgd", "lr_schedule": "constant", "time_budget": None,
+        "manifold": "poincare",
     }  # fmt: skip
     assert metrics["num_edges"] == 6 and 1.0 <= metrics["mean_rank"]
     assert 0.0 < metrics["map"] <= 1.0

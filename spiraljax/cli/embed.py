@@ -114,6 +114,14 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         help="devices to split each batch over, data parallel, the table replicated "
         "(default: %(default)s; batch size must be divisible by it)",
     )
+    p.add_argument(
+        "--manifold",
+        choices=("poincare", "lorentz"),
+        default="poincare",
+        help="model of hyperbolic space: the Poincaré ball (Nickel & Kiela 2017) or the "
+        "Lorentz hyperboloid (Nickel & Kiela 2018; rows have dim + 1 coordinates) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the Poincaré-disk PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -243,6 +251,7 @@ def _train_and_report(
     from spiraljax.embedding import EmbedConfig, reconstruction_metrics, train
     from spiraljax.embedding.evaluation import x64_context
     from spiraljax.embedding.output import environment_info, write_run
+    from spiraljax.geometry import lorentz
     from spiraljax.kernels.neighbors import nearest_neighbors
 
     config = config or EmbedConfig(
@@ -255,6 +264,7 @@ def _train_and_report(
         seed=args.seed,
         dtype=args.dtype,
         devices=args.devices,
+        manifold=args.manifold,
     )
     if graph is None:
         graph = (
@@ -272,7 +282,7 @@ def _train_and_report(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
         f"lr×0.1) lr={config.lr} negatives={config.negatives} batch={config.batch_size} "
         f"seed={config.seed} {config.dtype} devices={config.devices} "
-        f"optimizer={config.optimizer} schedule={config.lr_schedule}"
+        f"optimizer={config.optimizer} schedule={config.lr_schedule} {config.manifold}"
         + (f" time budget {config.time_budget:g} s" if config.time_budget else "")
     )
     result = train(graph, config, progress=not args.quiet)
@@ -282,6 +292,7 @@ def _train_and_report(
         curvature=config.curvature,
         sample=sample,
         progress=not args.quiet and graph.num_nodes > 10_000,
+        manifold=config.manifold,
     )
     rate = result.steady_relations_per_second
     approx = f" (approximate: {sample} sampled nodes)" if sample else ""
@@ -298,12 +309,14 @@ def _train_and_report(
         # A float64 embedding is searched in float64 even when x64 is globally off.
         with x64_context(np.asarray(result.embedding).dtype):
             x = jnp.asarray(result.embedding)
+            if config.manifold == "lorentz":  # the ball is isometric: same neighbours
+                x = lorentz.to_poincare(x, curvature=config.curvature)
             nbr_dists, nbr_ids = nearest_neighbors(
                 x[jnp.asarray(ids)], x, 5, curvature=config.curvature,
                 exclude_self=True, query_ids=ids, distance="direct",
             )  # fmt: skip
             nbr_dists, nbr_ids = np.asarray(nbr_dists), np.asarray(nbr_ids)
-        print("nearest neighbours (Rank-K bottomk over Poincaré distances):")
+        print(f"nearest neighbours (Rank-K bottomk over {config.manifold} distances):")
         for q, row, drow in zip(present, nbr_ids, nbr_dists, strict=True):
             names = [graph.names[j] for j in row]
             shown[q] = names
@@ -333,6 +346,7 @@ def _train_and_report(
             "optimizer": config.optimizer,
             "lr_schedule": config.lr_schedule,
             "time_budget": config.time_budget,
+            "manifold": config.manifold,
         },
         "final_loss": float(result.losses[-1]),
         "train_seconds": result.train_seconds,
@@ -349,6 +363,7 @@ def _train_and_report(
         curvature=config.curvature,
         plot=plot,
         title=title,
+        manifold=config.manifold,
     )
     files = "embedding.npz, metrics.json" + (", poincare_disk.png" if plot else "")
     print(f"wrote {out}/ ({files})")

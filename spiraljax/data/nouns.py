@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spiraljax.data import EdgeList, _from_pairs, _parse
+from spiraljax.data.edges import EdgeList, _from_pairs, _parse
 
 __all__ = [
     "NOUN_REDUCTION",

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiraljax.data import EdgeList
-from spiraljax.geometry import poincare
+from spiraljax.geometry import lorentz, poincare
 
 __all__ = [
     "ReconstructionMetrics",
@@ -186,9 +186,10 @@ def ranking_metrics(distances, graph: EdgeList, *, block: int = 128) -> Reconstr
     return _accumulate(lambda rows: d[rows], sources, table, block)
 
 
-def _dist_rows(x, curvature, rows):
+def _dist_rows(x, curvature, rows, manifold="poincare"):
     # Broadcast dist (not the pairwise expansion) for full accuracy on near pairs.
-    return poincare.dist(x[rows][:, None, :], x[None, :, :], curvature=curvature)
+    model = lorentz if manifold == "lorentz" else poincare
+    return model.dist(x[rows][:, None, :], x[None, :, :], curvature=curvature)
 
 
 @jax.jit
@@ -211,6 +212,14 @@ def _dist_rows_blocked(x, curvature, rows):
     return jnp.log1p(z + jnp.sqrt(z * (z + 2))) / jnp.sqrt(c)
 
 
+_dist_rows_jit = jax.jit(_dist_rows, static_argnames=("manifold",))
+
+
+def _check_manifold(manifold: str) -> None:
+    if manifold not in ("poincare", "lorentz"):
+        raise ValueError(f"manifold={manifold!r} must be 'poincare' or 'lorentz'")
+
+
 def reconstruction_metrics(
     embedding,
     graph: EdgeList,
@@ -221,6 +230,7 @@ def reconstruction_metrics(
     sample: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    manifold: str = "poincare",
 ) -> ReconstructionMetrics:
     """Reconstruction mean rank and MAP of Poincaré-ball points (module docstring).
 
@@ -239,7 +249,12 @@ def reconstruction_metrics(
         (``seed``): an approximate, faster estimate (module docstring). None: exact.
       seed: seed of the sample.
       progress: show a tqdm bar over the rows.
+      block: rows per block (default: about 2²² distance coordinates per block); memory
+        is O(block · n · d).
+      manifold: ``"poincare"`` (ball points (n, d)) or ``"lorentz"`` (hyperboloid points
+        (n, d+1), distances of ``spiraljax.geometry.lorentz``).
     """
+    _check_manifold(manifold)
     shape = np.shape(embedding)
     if len(shape) != 2 or shape[0] != graph.num_nodes:
         raise ValueError(f"embedding.shape={shape} must be ({graph.num_nodes}, dim)")
@@ -262,7 +277,11 @@ def reconstruction_metrics(
         x = jnp.asarray(embedding)
         c = jnp.asarray(curvature, x.dtype)
         return _accumulate(
-            lambda rows: _dist_rows_blocked(x, c, jnp.asarray(rows)),
+            lambda rows: (
+                _dist_rows_blocked(x, c, jnp.asarray(rows))
+                if manifold == "poincare"
+                else _dist_rows_jit(x, c, jnp.asarray(rows), manifold=manifold)
+            ),
             sources,
             table,
             block,

@@ -209,6 +209,7 @@ def write_run(
     curvature: float = -1.0,
     plot: bool = True,
     title: str | None = None,
+    manifold: str = "poincare",
 ) -> Path:
     """Write ``embedding.npz``, ``metrics.json`` and ``poincare_disk.png`` atomically.
 
@@ -219,6 +220,8 @@ def write_run(
       metrics: JSON-serialisable mapping written to ``metrics.json``.
       losses: per-epoch training losses, stored in the npz.
       plot: also write the PNG (needs matplotlib).
+      manifold: ``"poincare"`` or ``"lorentz"`` ((n, d+1) hyperboloid points, stored as
+        they are and drawn through the isometry ``lorentz.to_poincare``); stored in the npz.
 
     Returns:
       The output directory.
@@ -232,10 +235,15 @@ def write_run(
             edges=graph.edges,
             losses=np.asarray([] if losses is None else losses, np.float64),
             curvature=np.float64(curvature),
+            manifold=np.asarray(manifold),
         )
         if plot:
+            ball = embedding
+            if manifold == "lorentz":
+                x = np.asarray(embedding, np.float64)
+                ball = x[:, 1:] / (1 + np.sqrt(-curvature) * x[:, :1])
             plot_poincare_disk(
-                embedding, graph, tmp / "poincare_disk.png", curvature=curvature, title=title
+                ball, graph, tmp / "poincare_disk.png", curvature=curvature, title=title
             )
         # Written last: its presence marks a complete run.
         with open(tmp / _MARKER, "w", encoding="utf-8") as f:

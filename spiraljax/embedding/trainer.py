@@ -85,7 +85,7 @@ import numpy as np
 from spiraljax.data import EdgeList
 from spiraljax.distributed.layout import ROWS
 from spiraljax.embedding.evaluation import neighbour_table, x64_context
-from spiraljax.geometry import poincare
+from spiraljax.geometry import lorentz, poincare
 from spiraljax.optim import apply_updates, riemannian_adam, riemannian_sgd
 
 __all__ = ["EmbedConfig", "EmbedResult", "nickel_kiela_loss", "train"]
@@ -117,6 +117,11 @@ class EmbedConfig:
         (MAP ≈ 0.72 vs 0.95 for the reference recipe on the mammals).
       retraction: ``"expmap"`` (exact exponential map) or ``"first_order"``
         (``project(θ − lr·rgrad)``, the reference code's update).
+      manifold: ``"poincare"`` (the ball, Nickel & Kiela 2017) or ``"lorentz"`` (the
+        hyperboloid, Nickel & Kiela 2018: rows are (dim + 1)-vectors on ⟨x, x⟩_L = −1/c,
+        distances and RSGD of ``spiraljax.geometry.lorentz``, initialised by lifting the
+        same uniform spatial coordinates). The reference code trains the Lorentz model
+        with the same recipe (its ``-manifold lorentz``).
       devices: number of devices to train on (data parallel). With more than one, the
         embedding table is **replicated** on every device (``MeshLayout.replicated``;
         each holds all n·d values) and every batch is split by pairs over a 1-D mesh;
@@ -152,6 +157,7 @@ class EmbedConfig:
     optimizer: str = "rsgd"
     lr_schedule: str = "constant"
     time_budget: float | None = None
+    manifold: str = "poincare"
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -182,6 +188,8 @@ class EmbedConfig:
             isinstance(self.time_budget, int | float) and self.time_budget > 0
         ):
             raise ValueError(f"time_budget={self.time_budget!r} must be None or a number > 0")
+        if self.manifold not in ("poincare", "lorentz"):
+            raise ValueError(f"manifold={self.manifold!r} must be 'poincare' or 'lorentz'")
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by devices={self.devices}"
@@ -193,7 +201,8 @@ class EmbedResult:
     """Output of ``train``.
 
     Attributes:
-      embedding: (n, dim) numpy array of ball points; row i embeds ``names[i]``.
+      embedding: (n, dim) numpy array of ball points (``manifold="poincare"``) or
+        (n, dim + 1) hyperboloid points (``"lorentz"``); row i embeds ``names[i]``.
       names: node names.
       losses: (epochs run,) mean training loss of each epoch (fewer than
         ``config.epochs`` when ``config.time_budget`` stopped the run).
@@ -231,6 +240,7 @@ def nickel_kiela_loss(
     pair_mask: jax.Array,
     *,
     curvature: float = -1.0,
+    manifold: str = "poincare",
 ) -> jax.Array:
     """Mean softmax loss of positive pairs against their negatives (module docstring).
 
@@ -241,20 +251,22 @@ def nickel_kiela_loss(
       negative_mask: (b, k) bool, False for rejected negatives (excluded from the softmax).
       pair_mask: (b,) bool, False for padding pairs (excluded from the mean).
       curvature: K < 0.
+      manifold: ``"poincare"`` ((n, d) ball points) or ``"lorentz"`` ((n, d+1) points).
 
     Returns:
       Scalar: Σ_pairs mask·L / max(1, Σ mask).
     """
-    per_pair = _pair_losses(table, pairs, negatives, negative_mask, curvature)
+    per_pair = _pair_losses(table, pairs, negatives, negative_mask, curvature, manifold)
     weight = pair_mask.astype(per_pair.dtype)
     return jnp.sum(per_pair * weight) / jnp.maximum(jnp.sum(weight), 1)
 
 
-def _pair_losses(table, pairs, negatives, negative_mask, curvature):
+def _pair_losses(table, pairs, negatives, negative_mask, curvature, manifold="poincare"):
     """(b,) loss L(u, v) of every pair (module docstring)."""
     u = table[pairs[:, 0]]
     candidates = jnp.concatenate([pairs[:, 1:], negatives], axis=1)  # (b, 1 + k)
-    d = poincare.dist(u[:, None, :], table[candidates], curvature=curvature)
+    model = lorentz if manifold == "lorentz" else poincare
+    d = model.dist(u[:, None, :], table[candidates], curvature=curvature)
     keep = jnp.concatenate([jnp.ones_like(negative_mask[:, :1]), negative_mask], axis=1)
     logits = jnp.where(keep, -d, -jnp.inf)
     return jax.nn.logsumexp(logits, axis=1) - logits[:, 0]
@@ -288,7 +300,7 @@ def _sample_negatives(key, u, tables: _Tables, k: int, burn_in):
     return cand, (cand != u[..., None]) & ~is_nbr
 
 
-def _update_rows(optimizer, table, grad, rows, opt_state, curvature):
+def _update_rows(optimizer, table, grad, rows, opt_state, curvature, manifold="poincare"):
     """Riemannian SGD on the rows ``rows`` of ``table`` (all rows when ``rows`` is None).
 
     A row whose gradient is zero is kept bit-for-bit: mathematically RSGD leaves it where it
@@ -299,12 +311,12 @@ def _update_rows(optimizer, table, grad, rows, opt_state, curvature):
     g = grad if rows is None else grad[rows]
     x = table if rows is None else table[rows]
     updates, opt_state = optimizer.update(g, opt_state, x)
-    new = apply_updates(x, updates, curvature=curvature)
+    new = apply_updates(x, updates, curvature=curvature, manifold=manifold)
     new = jnp.where(jnp.any(g != 0, axis=-1, keepdims=True), new, x)
     return (new if rows is None else table.at[rows].set(new)), opt_state
 
 
-def _update_own_block(optimizer, table, grad, opt_state, curvature):
+def _update_own_block(optimizer, table, grad, opt_state, curvature, manifold="poincare"):
     """One data-parallel step inside ``shard_map`` over the mesh axis ``"rows"``.
 
     ``table`` (n, d) is replicated and ``grad`` (n, d) is this device's part of the batch
@@ -318,15 +330,19 @@ def _update_own_block(optimizer, table, grad, opt_state, curvature):
     grad = jax.lax.psum_scatter(grad, ROWS, scatter_dimension=0, tiled=True)
     start = jax.lax.axis_index(ROWS) * block_rows
     block = jax.lax.dynamic_slice_in_dim(table, start, block_rows)
-    block, opt_state = _update_rows(optimizer, block, grad, None, opt_state, curvature)
+    block, opt_state = _update_rows(optimizer, block, grad, None, opt_state, curvature, manifold)
     return jax.lax.all_gather(block, ROWS, tiled=True), opt_state
 
 
-def _make_optimizer(name: str, schedule, curvature: float, retraction: str):
+def _make_optimizer(
+    name: str, schedule, curvature: float, retraction: str, manifold: str = "poincare"
+):
     """The Riemannian optax transform named by ``EmbedConfig.optimizer``."""
     if name == "radam":
-        return riemannian_adam(schedule, curvature=curvature, retraction=retraction)
-    return riemannian_sgd(schedule, curvature=curvature, retraction=retraction)
+        return riemannian_adam(
+            schedule, curvature=curvature, retraction=retraction, manifold=manifold
+        )
+    return riemannian_sgd(schedule, curvature=curvature, retraction=retraction, manifold=manifold)
 
 
 @functools.lru_cache(maxsize=16)
@@ -343,6 +359,7 @@ def _epoch_function(
     optimizer_name: str = "rsgd",
     lr_schedule: str = "constant",
     steps_total: int = 0,
+    manifold: str = "poincare",
 ):
     """``(optimizer, epoch)``: the RSGD transform with the burn-in schedule, and a
     jit-compiled epoch (permute the edges, draw the negatives, ``lax.scan`` over batches).
@@ -369,12 +386,12 @@ def _epoch_function(
             main = lr
         return jnp.where(count < steps_burn_in, lr_burn_in, main)
 
-    optimizer = _make_optimizer(optimizer_name, schedule, curvature, retraction)
+    optimizer = _make_optimizer(optimizer_name, schedule, curvature, retraction, manifold)
 
     def objective(table, pairs, negs, neg_mask, pair_mask, denominator):
         # Σ over this device's pairs / (valid pairs of the whole batch): the per-device
         # terms add up to the batch mean, so their gradients add up to its gradient.
-        per_pair = _pair_losses(table, pairs, negs, neg_mask, curvature)
+        per_pair = _pair_losses(table, pairs, negs, neg_mask, curvature, manifold)
         total = jnp.sum(per_pair * pair_mask.astype(per_pair.dtype))
         return total / denominator, total
 
@@ -389,9 +406,13 @@ def _epoch_function(
             (_, total), grad = grad_fn(table, pairs, negs, neg_mask, pair_mask, denominator)
             if mesh is None:
                 rows = None if dense else jnp.concatenate([pairs, negs], axis=1).reshape(-1)
-                table, opt_state = _update_rows(optimizer, table, grad, rows, opt_state, curvature)
+                table, opt_state = _update_rows(
+                    optimizer, table, grad, rows, opt_state, curvature, manifold
+                )
             else:
-                table, opt_state = _update_own_block(optimizer, table, grad, opt_state, curvature)
+                table, opt_state = _update_own_block(
+                    optimizer, table, grad, opt_state, curvature, manifold
+                )
             return (table, opt_state), total
 
         xs = (pairs, negs, neg_mask, pair_mask, denominators)
@@ -509,16 +530,22 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
         config.optimizer,
         config.lr_schedule,
         config.epochs * num_batches,
+        config.manifold,
     )
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)
     table = jax.random.uniform(init_key, (graph.num_nodes, config.dim), dtype, -1e-3, 1e-3)
-    table = poincare.project(table, curvature=config.curvature)
+    if config.manifold == "lorentz":
+        # the same spatial coordinates, lifted onto the hyperboloid (x₀ = √(1/c + ‖x‖²))
+        table = jnp.concatenate([jnp.zeros_like(table[:, :1]), table], axis=1)
+        table = lorentz.project(table, curvature=config.curvature)
+    else:
+        table = poincare.project(table, curvature=config.curvature)
     if mesh is not None:
         # Padding rows (never sampled: ids stay < num_nodes) make the blocks of rows that
         # the devices update divide evenly; their gradient is zero, so they never move.
         pad = -graph.num_nodes % config.devices
-        table = jnp.concatenate([table, jnp.zeros((pad, config.dim), dtype)])
+        table = jnp.concatenate([table, jnp.zeros((pad, table.shape[1]), dtype)])
         table = jax.device_put(table, replicated)
     opt_state = optimizer.init(table)
     if mesh is not None:

@@ -2,7 +2,7 @@
 (``layers``) and the shared numerical guards
 (``guards``) that other spiraljax areas reuse."""
 
-from spiraljax.geometry import guards, layers, poincare
+from spiraljax.geometry import guards, layers, lorentz, poincare
 from spiraljax.geometry.guards import (
     as_float,
     ball_eps,
@@ -65,6 +65,7 @@ __all__ = [
     "layers",
     "logmap",
     "logmap0",
+    "lorentz",
     "mobius_add",
     "mobius_linear",
     "mobius_matvec",

@@ -38,6 +38,7 @@ __all__ = [
     "curvature_to_c",
     "is_concrete",
     "safe_sqrt",
+    "sinh_ratio",
     "tanh_ratio",
 ]
 
@@ -201,3 +202,17 @@ def arsinh_ratio(w: jax.Array) -> jax.Array:
     series = 1 + ws * (-1 / 6 + ws * (3 / 40 + ws * (-5 / 112)))
     root = jnp.sqrt(wd)
     return jnp.where(small, series, jnp.arcsinh(root) / root)
+
+
+def sinh_ratio(w: jax.Array, *, max_root: float | None = None) -> jax.Array:
+    """sinh(√w)/√w for w ≥ 0 (1 at w = 0); series 1 + w/6 + w²/120 + w³/5040 near 0.
+
+    ``sinh_c(v) = sinh(√c v)/√c = v · sinh_ratio(c v²)`` — exact at c = 0, smooth in c.
+    ``max_root`` caps √w (so that sinh cannot overflow); the ratio is then that of the cap.
+    """
+    small, ws, wd = _series_split(w)
+    series = 1 + ws * (1 / 6 + ws * (1 / 120 + ws * (1 / 5040)))
+    root = jnp.sqrt(wd)
+    if max_root is not None:
+        root = jnp.minimum(root, max_root)
+    return jnp.where(small, series, jnp.sinh(root) / root)

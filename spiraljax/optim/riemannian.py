@@ -1,5 +1,12 @@
 """Riemannian SGD and Adam on the Poincaré ball as optax transforms (see docs/concepts/optax.md).
 
+**Manifolds.** Every transform (and ``apply_updates``) takes ``manifold=``: ``"poincare"``
+(the default, everything below), ``"lorentz"`` (hyperboloid leaves ``(..., d+1)``: rgrad,
+expmap, transport and projection of ``spiraljax.geometry.lorentz``, the second moment the
+Minkowski ‖rgrad‖²_L) or ``"euclidean"``; or a pytree of these tags (a prefix of params),
+or a callable ``params -> tags``, so one transform serves a mixed pytree of ball, Lorentz and
+Euclidean leaves (docs/concepts/lorentz.md).
+
 Both transforms follow geoopt (``geoopt/optim/rsgd.py``, ``radam.py``; Bécigneul & Ganea,
 "Riemannian Adaptive Optimization Methods", ICLR 2019):
 
@@ -49,9 +56,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from spiraljax.geometry import guards, poincare
+from spiraljax.geometry import guards, lorentz, poincare
 
 __all__ = [
+    "MANIFOLDS",
     "RiemannianAdamState",
     "RiemannianSGDState",
     "apply_updates",
@@ -63,6 +71,9 @@ PyTree = Any
 ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 Retraction = Literal["expmap", "first_order"]
 _RETRACTIONS = ("expmap", "first_order")
+Manifold = Literal["poincare", "lorentz", "euclidean"]
+#: A manifold tag, a pytree (prefix of params) of tags, or a callable params -> such a pytree.
+ManifoldSpec = str | PyTree | Callable[[PyTree], PyTree]
 
 
 class RiemannianSGDState(NamedTuple):
@@ -149,14 +160,107 @@ def _learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> jax.
     return learning_rate(count) if callable(learning_rate) else jnp.asarray(learning_rate)
 
 
+# ------------------------------------------------------------------------------- manifolds
+
+
+class _Geometry(NamedTuple):
+    """What a Riemannian step needs from the manifold of a leaf.
+
+    ``sq(x, u)`` is the statistic of Adam's second moment: the Riemannian squared norm, one
+    scalar per point (``(..., 1)``), or per coordinate for Euclidean leaves (optax's Adam).
+    """
+
+    project: Callable
+    egrad2rgrad: Callable
+    sq: Callable
+    expmap: Callable
+    transp: Callable
+    per_point: bool
+
+
+def _euclid_project(x, *, curvature):
+    del curvature
+    return x
+
+
+MANIFOLDS: dict[str, _Geometry] = {
+    "poincare": _Geometry(
+        poincare.project,
+        poincare.egrad2rgrad,
+        lambda x, u, curvature: poincare.inner(x, u, u, curvature=curvature, keepdims=True),
+        poincare.expmap,
+        poincare.transp,
+        True,
+    ),
+    "lorentz": _Geometry(
+        lorentz.project,
+        lorentz.egrad2rgrad,
+        # ‖u‖_L² through norm, which clamps the (rounding-level) negative values of ⟨u, u⟩_L.
+        lambda x, u, curvature: lorentz.norm(x, u, curvature=curvature, keepdims=True) ** 2,
+        lorentz.expmap,
+        lorentz.transp,
+        True,
+    ),
+    "euclidean": _Geometry(
+        _euclid_project,
+        lambda x, g, curvature: g,
+        lambda x, u, curvature: u * u,
+        lambda x, u, curvature: x + u,
+        lambda x, y, v, curvature: v,
+        False,
+    ),
+}
+"""The manifolds a leaf can live on (the ``manifold=`` argument of the transforms):
+``"poincare"`` (ball points ``(..., d)``), ``"lorentz"`` (hyperboloid points ``(..., d+1)``,
+``spiraljax.geometry.lorentz``) and ``"euclidean"`` (any shape; plain SGD/Adam)."""
+
+
+def _check_manifold(tag: Any) -> _Geometry:
+    if not isinstance(tag, str) or tag not in MANIFOLDS:
+        raise ValueError(
+            f"manifold={tag!r} must be one of {tuple(MANIFOLDS)} (or a pytree of them)"
+        )
+    return MANIFOLDS[tag]
+
+
+def _leaf_manifolds(manifold: ManifoldSpec, params: PyTree) -> PyTree:
+    """The manifold tag of every leaf of ``params`` (a pytree of strings of its structure)."""
+    if callable(manifold):
+        manifold = manifold(params)
+
+    def expand(tag, sub):
+        _check_manifold(tag)
+        return jax.tree_util.tree_map(lambda _: tag, sub, is_leaf=lambda v: v is None)
+
+    if isinstance(manifold, str):
+        return expand(manifold, params)
+    try:
+        return jax.tree_util.tree_map(expand, manifold, params, is_leaf=lambda v: v is None)
+    except ValueError as err:
+        if "manifold=" in str(err):
+            raise
+        raise ValueError(
+            f"manifold pytree {jax.tree_util.tree_structure(manifold)} is not a prefix of the "
+            f"params structure {jax.tree_util.tree_structure(params)}"
+        ) from err
+
+
+def _check_leaf(x: jax.Array, tag: str) -> None:
+    if MANIFOLDS[tag].per_point:
+        _check_point_leaf(x)
+
+
 # ------------------------------------------------------------------ point-level primitives
 
 
-def _retract(x: jax.Array, u: jax.Array, curvature: Any, retraction: Retraction) -> jax.Array:
-    """Move from the ball point x along the tangent vector u; result projected into the ball."""
+def _retract(
+    x: jax.Array, u: jax.Array, curvature: Any, retraction: Retraction, manifold: str = "poincare"
+) -> jax.Array:
+    """Move from the point x along the tangent vector u; result projected onto the manifold."""
+    geometry = MANIFOLDS[manifold]
     if retraction == "expmap":
-        return poincare.expmap(x, u, curvature=curvature)  # already projected
-    return poincare.project(x + u, curvature=curvature)
+        return geometry.expmap(x, u, curvature=curvature)  # already projected
+    return geometry.project(x + u, curvature=curvature)
 
 
 def riemannian_sgd_step(
@@ -166,8 +270,11 @@ def riemannian_sgd_step(
     *,
     curvature: Any = -1.0,
     retraction: Retraction = "expmap",
+    manifold: Manifold = "poincare",
 ) -> jax.Array:
     """One plain Riemannian SGD step: ``project(expmap(x̂, −lr · g/λ_x̂²))``, x̂ = project(x).
+
+    (On the hyperboloid, ``manifold="lorentz"``: ``expmap(x̂, −lr · egrad2rgrad(x̂, g))``.)
 
     Args:
       x: ball points, shape ``(..., d)``.
@@ -175,23 +282,30 @@ def riemannian_sgd_step(
       learning_rate: step size (scalar).
       curvature: K ≤ 0.
       retraction: ``"expmap"`` (exact) or ``"first_order"`` (``project(x + u)``).
+      manifold: ``"poincare"``, ``"lorentz"`` or ``"euclidean"`` (``MANIFOLDS``).
 
     Returns:
       The new points, same shape and dtype as ``x``.
     """
     _check_retraction(retraction)
     _check_learning_rate(learning_rate)
-    x = poincare.project(x, curvature=curvature)
-    rgrad = poincare.egrad2rgrad(x, egrad, curvature=curvature)
+    geometry = _check_manifold(manifold)
+    x = geometry.project(x, curvature=curvature)
+    rgrad = geometry.egrad2rgrad(x, egrad, curvature=curvature)
     lr = jnp.asarray(learning_rate).astype(rgrad.dtype)
-    return _retract(x, -lr * rgrad, curvature, retraction).astype(x.dtype)
+    return _retract(x, -lr * rgrad, curvature, retraction, manifold).astype(x.dtype)
 
 
 def _retract_transport(
-    x: jax.Array, u: jax.Array, v: jax.Array, curvature: Any, retraction: Retraction
+    x: jax.Array,
+    u: jax.Array,
+    v: jax.Array,
+    curvature: Any,
+    retraction: Retraction,
+    manifold: str = "poincare",
 ) -> tuple[jax.Array, jax.Array]:
-    y = _retract(x, u, curvature, retraction)
-    return y, poincare.transp(x, y, v, curvature=curvature)
+    y = _retract(x, u, curvature, retraction, manifold)
+    return y, MANIFOLDS[manifold].transp(x, y, v, curvature=curvature)
 
 
 # ------------------------------------------------------------------------------ transforms
@@ -204,8 +318,9 @@ def riemannian_sgd(
     nesterov: bool = False,
     curvature: Any = -1.0,
     retraction: Retraction = "expmap",
+    manifold: ManifoldSpec = "poincare",
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Riemannian SGD (with momentum / Nesterov) on the Poincaré ball.
+    r"""Riemannian SGD (with momentum / Nesterov) on the Poincaré ball or the hyperboloid.
 
     With rgrad = g/λₓ² and, when ``momentum = β > 0``, a buffer b (b₀ = 0)::
 
@@ -223,6 +338,11 @@ def riemannian_sgd(
       nesterov: Nesterov momentum (requires β > 0).
       curvature: K ≤ 0 (Python float or array).
       retraction: ``"expmap"`` (exact, default) or ``"first_order"``.
+      manifold: the manifold of the leaves: ``"poincare"`` (default), ``"lorentz"``
+        (hyperboloid points ``(..., d+1)``; rgrad = ``lorentz.egrad2rgrad``) or
+        ``"euclidean"``; or a pytree of these tags that is a prefix of params, or a
+        callable ``params -> such a pytree``, to mix ball, Lorentz and Euclidean leaves in
+        one transform (the rule of ``MANIFOLDS``: every leaf follows its own geometry).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; ``update(grads, state, params)``
@@ -242,8 +362,11 @@ def riemannian_sgd(
     if nesterov and not use_momentum:
         raise ValueError(f"nesterov=True requires momentum > 0, got momentum={momentum}")
 
+    if isinstance(manifold, str):
+        _check_manifold(manifold)
+
     def init_fn(params: PyTree) -> RiemannianSGDState:
-        jax.tree_util.tree_map(_check_point_leaf, params)
+        jax.tree_util.tree_map(_check_leaf, params, _leaf_manifolds(manifold, params))
         buf = jax.tree_util.tree_map(_zeros_work, params) if use_momentum else None
         return RiemannianSGDState(count=jnp.zeros((), jnp.int32), momentum=buf)
 
@@ -252,23 +375,25 @@ def riemannian_sgd(
         _require_params(params, "riemannian_sgd")
         lr = _learning_rate_at(learning_rate, state.count)
 
-        def leaf(g, p, b):
-            _check_point_leaf(p)
+        def leaf(g, p, b, tag):
+            _check_leaf(p, tag)
+            geometry = MANIFOLDS[tag]
             work = guards.compute_dtype(p.dtype)
             p_work = p.astype(work)
-            x = poincare.project(p_work, curvature=curvature)
-            rgrad = poincare.egrad2rgrad(x, g.astype(work), curvature=curvature)
+            x = geometry.project(p_work, curvature=curvature)
+            rgrad = geometry.egrad2rgrad(x, g.astype(work), curvature=curvature)
             step_lr = lr.astype(work)
             if b is None:
-                y = _retract(x, -step_lr * rgrad, curvature, retraction)
+                y = _retract(x, -step_lr * rgrad, curvature, retraction, tag)
                 return (y - p_work).astype(p.dtype), None
             b = momentum * b + rgrad
             direction = rgrad + momentum * b if nesterov else b
-            y, b = _retract_transport(x, -step_lr * direction, b, curvature, retraction)
+            y, b = _retract_transport(x, -step_lr * direction, b, curvature, retraction, tag)
             return (y - p_work).astype(p.dtype), b.astype(work)
 
         bufs = state.momentum if use_momentum else jax.tree_util.tree_map(lambda _: None, params)
-        out = jax.tree_util.tree_map(leaf, updates, params, bufs, is_leaf=lambda v: v is None)
+        tags = _leaf_manifolds(manifold, params)
+        out = jax.tree_util.tree_map(leaf, updates, params, bufs, tags, is_leaf=lambda v: v is None)
         new_updates, new_bufs = _unzip(out, updates, 2)
         new_state = RiemannianSGDState(
             count=optax.safe_int32_increment(state.count),
@@ -288,8 +413,10 @@ def riemannian_adam(
     amsgrad: bool = False,
     curvature: Any = -1.0,
     retraction: Retraction = "expmap",
+    manifold: ManifoldSpec = "poincare",
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Riemannian Adam / AMSGrad on the Poincaré ball (geoopt ``RiemannianAdam`` semantics).
+    r"""Riemannian Adam / AMSGrad on the Poincaré ball or the hyperboloid (geoopt
+    ``RiemannianAdam`` semantics).
 
     At step t (1-based), with rgrad = g/λₓ²::
 
@@ -311,6 +438,13 @@ def riemannian_adam(
       amsgrad: use the running maximum of v (Reddi et al. 2018).
       curvature: K ≤ 0.
       retraction: ``"expmap"`` (exact, default) or ``"first_order"``.
+      manifold: the manifold of the leaves: ``"poincare"`` (default), ``"lorentz"``
+        (hyperboloid points ``(..., d+1)``; rgrad = ``lorentz.egrad2rgrad``) or
+        ``"euclidean"``; or a pytree of these tags that is a prefix of params, or a
+        callable ``params -> such a pytree``, to mix ball, Lorentz and Euclidean leaves in
+        one transform (the rule of ``MANIFOLDS``: every leaf follows its own geometry).
+        On the hyperboloid ⟨u, u⟩ₓ is the Minkowski ‖u‖²_L; on Euclidean leaves the
+        second moment is per coordinate (``optax.adam``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; ``update(grads, state, params)``
@@ -328,10 +462,17 @@ def riemannian_adam(
         raise ValueError(f"eps={float(eps)} must be finite and ≥ 0")
     _check_retraction(retraction)
 
+    if isinstance(manifold, str):
+        _check_manifold(manifold)
+
+    def _nu_zeros(p, tag):
+        return _zeros_work(p, (*p.shape[:-1], 1) if MANIFOLDS[tag].per_point else None)
+
     def init_fn(params: PyTree) -> RiemannianAdamState:
-        jax.tree_util.tree_map(_check_point_leaf, params)
+        tags = _leaf_manifolds(manifold, params)
+        jax.tree_util.tree_map(_check_leaf, params, tags)
         mu = jax.tree_util.tree_map(_zeros_work, params)
-        nu = jax.tree_util.tree_map(lambda p: _zeros_work(p, (*p.shape[:-1], 1)), params)
+        nu = jax.tree_util.tree_map(_nu_zeros, params, tags)
         nu_max = jax.tree_util.tree_map(jnp.zeros_like, nu) if amsgrad else None
         return RiemannianAdamState(jnp.zeros((), jnp.int32), mu, nu, nu_max)
 
@@ -341,16 +482,17 @@ def riemannian_adam(
         count = optax.safe_int32_increment(state.count)
         lr = _learning_rate_at(learning_rate, state.count)
 
-        def leaf(g, p, m, v, v_max):
-            _check_point_leaf(p)
+        def leaf(g, p, m, v, v_max, tag):
+            _check_leaf(p, tag)
+            geometry = MANIFOLDS[tag]
             work = guards.compute_dtype(p.dtype)
             p_work = p.astype(work)
             t = count.astype(work)
             bc1 = 1 - jnp.asarray(b1, work) ** t
             bc2 = 1 - jnp.asarray(b2, work) ** t
-            x = poincare.project(p_work, curvature=curvature)
-            rgrad = poincare.egrad2rgrad(x, g.astype(work), curvature=curvature)
-            sq = poincare.inner(x, rgrad, rgrad, curvature=curvature, keepdims=True)
+            x = geometry.project(p_work, curvature=curvature)
+            rgrad = geometry.egrad2rgrad(x, g.astype(work), curvature=curvature)
+            sq = geometry.sq(x, rgrad, curvature=curvature)
             m = b1 * m + (1 - b1) * rgrad
             v = b2 * v + (1 - b2) * sq
             if v_max is not None:
@@ -358,12 +500,20 @@ def riemannian_adam(
             v_used = v if v_max is None else v_max
             direction = (m / bc1) / (jnp.sqrt(v_used / bc2) + eps)
             u = -lr.astype(work) * direction
-            y, m = _retract_transport(x, u, m, curvature, retraction)
+            y, m = _retract_transport(x, u, m, curvature, retraction, tag)
             return (y - p_work).astype(p.dtype), m.astype(work), v.astype(work), v_max
 
         v_max_tree = state.nu_max if amsgrad else jax.tree_util.tree_map(lambda _: None, params)
+        tags = _leaf_manifolds(manifold, params)
         out = jax.tree_util.tree_map(
-            leaf, updates, params, state.mu, state.nu, v_max_tree, is_leaf=lambda v: v is None
+            leaf,
+            updates,
+            params,
+            state.mu,
+            state.nu,
+            v_max_tree,
+            tags,
+            is_leaf=lambda v: v is None,
         )
         new_updates, mu, nu, nu_max = _unzip(out, updates, 4)
         return new_updates, RiemannianAdamState(count, mu, nu, nu_max if amsgrad else None)
@@ -392,6 +542,7 @@ def apply_updates(
     *,
     curvature: Any = -1.0,
     mask: PyTree | Callable[[PyTree], PyTree] | None = None,
+    manifold: ManifoldSpec = "poincare",
 ) -> PyTree:
     """Add updates and re-project ball parameters: ``project(p + u)``.
 
@@ -410,6 +561,10 @@ def apply_updates(
       mask: a pytree of bools (a prefix of ``params`` is enough) marking ball leaves, or a
         callable ``params -> such pytree`` (e.g. built from an ``optax.partition`` label
         function).
+      manifold: what "project" means per leaf, as in the transforms: ``"poincare"`` (clip
+        into the ball), ``"lorentz"`` (``lorentz.project``: x₀ recomputed from the spatial
+        part), ``"euclidean"`` (none); a tag, a pytree of tags (prefix of params) or a
+        callable ``params -> such a pytree``. Pass the one given to the transform.
 
     Returns:
       The new parameters.
@@ -417,22 +572,23 @@ def apply_updates(
     guards.check_curvature(curvature)
     if callable(mask):
         mask = mask(params)
+    tags = _leaf_manifolds(manifold, params)
 
-    def add(p, u, on_ball=True):
+    def add(p, u, tag, on_ball=True):
         if u is None or isinstance(u, optax.MaskedNode):
             return p
         new = jnp.asarray(p + u).astype(jnp.asarray(p).dtype)
-        if on_ball:
+        if on_ball and MANIFOLDS[tag].per_point:
             _check_point_leaf(new)
-            new = poincare.project(new, curvature=curvature).astype(new.dtype)
+            new = MANIFOLDS[tag].project(new, curvature=curvature).astype(new.dtype)
         return new
 
     if mask is None:
-        return jax.tree_util.tree_map(add, params, updates, is_leaf=lambda v: v is None)
+        return jax.tree_util.tree_map(add, params, updates, tags, is_leaf=lambda v: v is None)
 
-    def add_subtree(m, p_sub, u_sub):
+    def add_subtree(m, p_sub, u_sub, t_sub):
         return jax.tree_util.tree_map(
-            lambda p, u: add(p, u, bool(m)), p_sub, u_sub, is_leaf=lambda v: v is None
+            lambda p, u, t: add(p, u, t, bool(m)), p_sub, u_sub, t_sub, is_leaf=lambda v: v is None
         )
 
-    return jax.tree_util.tree_map(add_subtree, mask, params, updates)
+    return jax.tree_util.tree_map(add_subtree, mask, params, updates, tags)
