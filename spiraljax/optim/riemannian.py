@@ -421,6 +421,8 @@ def apply_updates(
     def add(p, u, on_ball=True):
         if u is None or isinstance(u, optax.MaskedNode):
             return p
+        if on_ball:
+            guards.check_shapes((("params", p), ("updates", u)))
         new = jnp.asarray(p + u).astype(jnp.asarray(p).dtype)
         if on_ball:
             _check_point_leaf(new)
