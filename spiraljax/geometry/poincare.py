@@ -161,9 +161,9 @@ def _neg_add_terms(x, y, c):
 def _dist_from_terms(d2, b, c):
     # d = (1/√c) arcosh(1 + 2c‖x − y‖²/b) = (2/√c) arsinh(√(c‖x − y‖²/b))
     #   = 2√(‖x − y‖²/b) · arsinh_ratio(c‖x − y‖²/b),  b = (1 − c‖x‖²)(1 − c‖y‖²).
-    # The same value as (2/√c) artanh(√c‖(−x) ⊕ y‖) with one sqrt and one arsinh, no log of a ratio, and a backward pass that is ~1.5× cheaper;
-    # accurate for near points (the series at small argument) and near the boundary (the
-    # argument grows, arsinh does not saturate as artanh does at 1).
+    # The value of (2/√c) artanh(√c‖(−x) ⊕ y‖) with one sqrt and one arsinh, no log of a
+    # ratio, and a ~1.5× cheaper backward pass; accurate for near points (the series at
+    # small argument) and near the boundary (arsinh does not saturate as artanh does at 1).
     z = d2 / b
     return 2 * safe_sqrt(z) * arsinh_ratio(c * z)
 
