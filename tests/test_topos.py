@@ -13,7 +13,7 @@ from jax.experimental import checkify
 from spiraljax.topos import OpenCartesianTopos, RewriteCounts, ToposError
 
 DTYPES = [jnp.float32, jnp.float64]
-EPS = {jnp.float32: 4e-3, jnp.float64: 1e-5}
+EPS = {jnp.float32: 1e-5, jnp.float64: 1e-5}  # geometry.ball_eps
 
 
 def _radius(curvature):

@@ -105,7 +105,7 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         choices=("float64", "float32"),
         default="float64",
         help="floating-point type of the embedding (default: %(default)s; float32 "
-        "keeps points further from the boundary and reconstructs worse)",
+        "has the same boundary margin and reach, about half the memory)",
     )
     p.add_argument(
         "--devices",

@@ -287,4 +287,3 @@ def reconstruction_metrics(
             block,
             progress,
         )
-

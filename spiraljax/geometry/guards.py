@@ -8,8 +8,11 @@ these helpers rather than re-implementing them:
   concrete values) and turn it into c = −K ≥ 0 of a given dtype (traced K allowed).
 * ``as_float`` / ``compute_dtype`` / ``ball_eps`` — dtype policy: float32 and
   float64 computed as is, bfloat16/float16 computed in float32 and cast back, non-floating
-  dtypes rejected; boundary ε = 4e-3 for ≤ 32-bit, 1e-5 for float64.
-* ``check_same_dim`` — coordinate axes must agree.
+  dtypes rejected; boundary ε = 1e-5 for float32 and float64, 4e-3 for 16-bit outputs.
+* `min_denom` / `boundary_floor` — dtype-aware floors for denominators and for
+  1 − c‖x‖², chosen so that gradients (powers of their inverses) stay finite in the dtype.
+* `check_same_dim` / `check_shapes` — coordinate axes must agree and leading axes
+  broadcast; one check, used by every geometry function, errors naming the arguments.
 * ``safe_sqrt``, ``tanh_ratio``, ``artanh_ratio``, ``arsinh_ratio`` — NaN-free
   building blocks whose values *and* gradients are finite everywhere, with series
   expansions near 0 so that every formula is exactly Euclidean at c = 0 and differentiable
@@ -31,18 +34,23 @@ __all__ = [
     "artanh_ratio",
     "as_float",
     "ball_eps",
+    "boundary_floor",
     "check_curvature",
     "check_same_dim",
+    "check_shapes",
+    "clamp_boundary",
     "clamp_min",
     "compute_dtype",
     "curvature_to_c",
     "is_concrete",
+    "min_denom",
     "safe_sqrt",
     "sinh_ratio",
     "tanh_ratio",
 ]
 
-#: Smallest denominator allowed in divisions (the 1e-15 clamp of geoopt / HNN).
+#: Smallest denominator allowed in float64 divisions (the 1e-15 clamp of geoopt / HNN);
+#: other dtypes use `min_denom(dtype)`.
 MIN_DENOM = 1e-15
 #: Below this value of w = c·‖v‖² the ratio functions use their Taylor series
 #: (4 terms: truncation error < 3e-18 relative, i.e. exact in float64).
@@ -106,9 +114,34 @@ def compute_dtype(dtype: Any) -> jnp.dtype:
 def ball_eps(dtype: Any) -> float:
     """Boundary margin ε: points are kept at norm ≤ (1 − ε)/√c.
 
-    4e-3 for 32-bit floats and below, 1e-5 for float64 (geoopt / HNN convention).
+    1e-5 for float32 and float64; 4e-3 for bfloat16 / float16 outputs. float32 reaches the
+    same distance from the origin as float64, 2·artanh(1 − 1e-5) ≈ 12.2: at that norm
+    1 − c‖x‖² ≈ 2e-5 is still known to ~0.6 % from the rounded coordinates (float32 spacing
+    6e-8 below 1), so λ_x and every formula built on it stay accurate, while the old 4e-3
+    margin capped float32 distances at ≈ 6.2. 16-bit results are computed in float32 and
+    cast back, and their spacing below 1 (2e-3 for bfloat16) needs the wider margin so that
+    a cast point does not round onto the boundary.
     """
-    return 1e-5 if jnp.dtype(dtype).itemsize >= 8 else 4e-3
+    return 4e-3 if jnp.dtype(dtype).itemsize <= 2 else 1e-5
+
+
+def min_denom(dtype: Any) -> float:
+    """Floor for denominators of ``dtype``: 1e-15 (float64) or ``tiny ** (1/4)`` (≈ 3e-10 in
+    float32), so that the inverse and its first three derivatives (1/x⁴) do not overflow.
+    A fixed 1e-15 floor overflows in float32 once squared in a gradient."""
+    dtype = compute_dtype(dtype)
+    return max(MIN_DENOM, float(jnp.finfo(dtype).tiny) ** 0.25)
+
+
+def boundary_floor(dtype: Any) -> float:
+    """Floor for 1 − c‖x‖² (= 2/λ_x): the machine epsilon of ``dtype``, and at least 1e-15.
+
+    1 − c‖x‖² of a representable point strictly inside the ball is at least about one
+    spacing of 1, so the floor changes nothing for such points; points exactly on (or over)
+    the rounded boundary get the floor, and products of two or three such factors, and their
+    gradients, stay finite (float32: (1.2e-7)⁻⁴ ≈ 5e27).
+    """
+    return max(MIN_DENOM, float(jnp.finfo(compute_dtype(dtype)).eps))
 
 
 def as_float(*named: tuple[str, Any]) -> tuple[list[jax.Array], jnp.dtype, jnp.dtype]:
@@ -147,9 +180,56 @@ def check_same_dim(*named: tuple[str, Any]) -> int:
     return first
 
 
-def clamp_min(x: jax.Array, minimum: float = MIN_DENOM) -> jax.Array:
-    """``max(x, minimum)`` — keeps denominators away from 0."""
+def check_shapes(points: Any = (), per_point: Any = (), *, core_axes: int = 1) -> tuple[int, ...]:
+    """Check point-like ``(name, array)`` pairs and per-point factors; return the batch shape.
+
+    ``points`` are arrays ``(..., d)``: their coordinate axes must agree and their leading
+    axes broadcast (``core_axes=2`` for point sets ``(..., n, d)``, whose last two axes are
+    not broadcast). ``per_point`` are factors such as r or t, scalars or arrays ``(..., 1)``
+    broadcasting against the points' leading axes. Raises ``ValueError`` naming the
+    arguments and shapes (a bare broadcasting ``TypeError`` from jnp names none).
+    """
+    check_same_dim(*points)
+    shapes = [(name, tuple(np.shape(a))) for name, a in points]
+    batch: tuple[int, ...] = ()
+    seen: list[str] = []
+    for name, shape in shapes:
+        try:
+            batch = np.broadcast_shapes(batch, shape[:-core_axes])
+        except ValueError:
+            others = ", ".join(f"{n} {dict(shapes)[n]}" for n in seen)
+            raise ValueError(
+                f"{name} of shape {shape} does not broadcast against {others} "
+                "(leading axes must broadcast)"
+            ) from None
+        seen.append(name)
+    for name, a in per_point:
+        shape = tuple(np.shape(a))
+        ok = len(shape) == 0 or shape[-1] == 1
+        if ok:
+            try:
+                batch = np.broadcast_shapes(batch, shape[:-1])
+            except ValueError:
+                ok = False
+        if not ok:
+            against = ", ".join(f"{n} {s}" for n, s in shapes)
+            raise ValueError(
+                f"{name} of shape {shape} must be a scalar or (..., 1) broadcasting against "
+                f"the points' leading axes ({against})"
+            )
+    return tuple(batch)
+
+
+def clamp_min(x: jax.Array, minimum: float | None = None) -> jax.Array:
+    """``max(x, minimum)`` — keeps denominators away from 0 (default `min_denom` of x)."""
+    if minimum is None:
+        minimum = min_denom(x.dtype)
     return jnp.maximum(x, jnp.asarray(minimum, dtype=x.dtype))
+
+
+def clamp_boundary(one_minus_cx2: jax.Array) -> jax.Array:
+    """1 − c‖x‖² kept ≥ `boundary_floor` (points on or over the boundary stay finite)."""
+    return clamp_min(one_minus_cx2, boundary_floor(one_minus_cx2.dtype))
 
 
 def safe_sqrt(s: jax.Array) -> jax.Array:

@@ -24,10 +24,10 @@ import numpy as np
 
 from spiraljax.geometry import poincare as pm
 from spiraljax.geometry.guards import (
-    MIN_DENOM,
     arsinh_ratio,
     as_float,
     ball_eps,
+    clamp_boundary,
     clamp_min,
     curvature_to_c,
 )
@@ -152,7 +152,7 @@ def _poincare_mlr_apply(params: Params, x: ArrayLike, *, curvature: ArrayLike = 
     c = curvature_to_c(curvature, work)
     p = pm._project(p, c, ball_eps(out))
     p2 = jnp.sum(p * p, axis=-1)  # (K,)
-    bp = clamp_min(1 - c * p2)  # 1 − c‖p‖² = 2/λ_p
+    bp = clamp_boundary(1 - c * p2)  # 1 − c‖p‖² = 2/λ_p
     a = bp[:, None] * a0  # transported normals
     a2 = jnp.sum(a * a, axis=-1)
     pa = jnp.sum(p * a, axis=-1)
@@ -161,12 +161,12 @@ def _poincare_mlr_apply(params: Params, x: ArrayLike, *, curvature: ArrayLike = 
     xa = jnp.matmul(x, a.T, precision=hi)  # (..., K)
     xp = jnp.matmul(x, p.T, precision=hi)
     d2 = jnp.maximum(x2 + p2 - 2 * xp, 0)  # ‖x − p‖²
-    bx = clamp_min(1 - c * x2)
+    bx = clamp_boundary(1 - c * x2)
     # With s = (−p) ⊕ x:  ‖a‖·2⟨s,a⟩/((1 − c‖s‖²)‖a‖) = 2((1 − c‖p‖²)(⟨x,a⟩ − ⟨p,a⟩)
     #   − c‖x − p‖²⟨p,a⟩) / ((1 − c‖p‖²)(1 − c‖x‖²)); the common denominator D cancels.
     z = 2 * (bp * (xa - pa) - c * d2 * pa) / (bp * bx)
     # λ_p‖a‖/√c · arsinh(√c z/‖a‖) = λ_p · z · arsinh_ratio(c z²/‖a‖²); 0 when a = 0.
-    logits = (2 / bp) * z * arsinh_ratio(c * z * z / clamp_min(a2, MIN_DENOM))
+    logits = (2 / bp) * z * arsinh_ratio(c * z * z / clamp_min(a2))
     return logits.astype(out)
 
 

@@ -13,10 +13,13 @@ Conventions (see docs/concepts/curvature.md):
   differentiable). A concrete K > 0 raises ``ValueError``; a traced K > 0 is clamped to 0.
 * float32 / float64 are computed as given; bfloat16 / float16 are computed in float32 and
   cast back; integer inputs raise ``ValueError``.
-* Functions returning points project them to norm ≤ (1 − ε)/√c with ε = 4e-3 (≤ 32 bit) or
-  1e-5 (float64), as geoopt's manifold methods do.
-* No NaN/Inf, in values or gradients, for finite inputs (points inside the ball, tangent
-  vectors up to ~1e18 in float32): at the origin, at the boundary, for coincident points.
+* Functions returning points project them to norm ≤ (1 − ε)/√c with ε = 1e-5 (float32 and
+  float64; reach 2·artanh(1 − ε)/√c ≈ 12.2/√c) or 4e-3 (16-bit results); see
+  docs/concepts/curvature.md.
+* No NaN/Inf, in values or gradients, for finite inputs: points inside the ball or exactly
+  on its rounded boundary (1 − c‖x‖² is floored at the dtype's epsilon), tangent vectors up
+  to ~1e19 in float32 (``inner``, quadratic in u: ~1e11 inside the margin, ~1e8 on the
+  boundary), at the origin, for coincident points.
   The transcendental functions are written as ratios of w = c‖v‖²
   (``tanh_ratio`` and friends) so that no norm is ever divided
   by, every formula is smooth in c, and exactly Euclidean at c = 0.
@@ -42,11 +45,12 @@ import numpy as np
 from jax import lax
 
 from spiraljax.geometry.guards import (
-    MIN_DENOM,
+    arsinh_ratio,
     artanh_ratio,
     as_float,
     ball_eps,
-    check_same_dim,
+    check_shapes,
+    clamp_boundary,
     clamp_min,
     curvature_to_c,
     is_concrete,
@@ -89,11 +93,15 @@ ArrayLike = Any
 # --------------------------------------------------------------------------------------
 
 
-def _prep(curvature, points=(), others=()):
-    """Validate and cast inputs; returns (arrays, c, out_dtype, eps)."""
-    if points:
-        check_same_dim(*points)
-    arrays, out, work = as_float(*points, *others)
+def _prep(curvature, points=(), others=(), per_point=(), core_axes=1):
+    """Validate and cast inputs; returns (arrays, c, out_dtype, eps).
+
+    ``points`` are ``(..., d)`` arrays, ``per_point`` scalars or ``(..., 1)`` factors (r, t),
+    both shape-checked by the one shared `check_shapes`; ``others`` are checked by the caller.
+    """
+    if points or per_point:
+        check_shapes(points, per_point, core_axes=core_axes)
+    arrays, out, work = as_float(*points, *others, *per_point)
     c = curvature_to_c(curvature, work)
     return arrays, c, out, ball_eps(out)
 
@@ -112,8 +120,9 @@ def _dot(x, y):
 
 
 def _one_minus_cx2(x2, c):
-    # 1 − c‖x‖² = 2/λ_x, kept ≥ 1e-15 so that points on (or beyond) the boundary stay finite.
-    return clamp_min(1 - c * x2)
+    # 1 − c‖x‖² = 2/λ_x, kept ≥ the dtype's boundary floor (float32: 1.2e-7, float64: 1e-15)
+    # so that points on (or beyond) the boundary stay finite, gradients included.
+    return clamp_boundary(1 - c * x2)
 
 
 def _project_sq(x, x2, c, eps):
@@ -149,15 +158,20 @@ def _neg_add_terms(x, y, c):
     return d, d2, bx, b, den
 
 
-def _dist_from_terms(d2, b, den, c):
-    # dist = (2/√c) artanh(√c‖s‖) = 2‖s‖ · artanh_ratio(c‖s‖²).
-    t = safe_sqrt(d2 / den)
-    return 2 * t * artanh_ratio(c * d2 / den, b / den)
+def _dist_from_terms(d2, b, c):
+    # d = (1/√c) arcosh(1 + 2c‖x − y‖²/b) = (2/√c) arsinh(√(c‖x − y‖²/b))
+    #   = 2√(‖x − y‖²/b) · arsinh_ratio(c‖x − y‖²/b),  b = (1 − c‖x‖²)(1 − c‖y‖²).
+    # The value of (2/√c) artanh(√c‖(−x) ⊕ y‖) with one sqrt and one arsinh, no log of a
+    # ratio, and a ~1.5× cheaper backward pass; accurate for near points (the series at
+    # small argument) and near the boundary (arsinh does not saturate as artanh does at 1).
+    z = d2 / b
+    return 2 * safe_sqrt(z) * arsinh_ratio(c * z)
 
 
 def _dist(x, y, c):
-    _, d2, _, b, den = _neg_add_terms(x, y, c)
-    return _dist_from_terms(d2, b, den, c)
+    d2 = _sq(y - x)
+    b = _one_minus_cx2(_sq(x), c) * _one_minus_cx2(_sq(y), c)
+    return _dist_from_terms(d2, b, c)
 
 
 def _expmap0(u, c, eps):
@@ -204,19 +218,32 @@ def _mobius_matvec(m, x, c, eps):
 
 
 def _gyration(a, b, u, c):
-    # geoopt's closed form with κ = −c: gyr[a,b]u = u + 2(α a + β b)/δ.
-    a2, b2, ab = _sq(a), _sq(b), _dot(a, b)
-    au, bu = _dot(a, u), _dot(b, u)
-    c2 = c * c
-    alpha = -c2 * au * b2 + c * bu + 2 * c2 * ab * bu
-    beta = -c2 * bu * a2 - c * au
-    delta = 1 + 2 * c * ab + c2 * a2 * b2
-    return u + 2 * (alpha * a + beta * b) / clamp_min(delta)
+    # geoopt's closed form gyr[a,b]u = u + 2(α a + β b)/δ (κ = −c), rewritten with s = a + b
+    # so that nothing cancels when a ≈ −b (transport between near points, near the boundary
+    # above all, where geoopt's δ = 1 + 2c⟨a,b⟩ + c²‖a‖²‖b‖² loses every digit):
+    #   δ = (1 − c‖a‖²)(1 − c‖b‖²) + c‖s‖²,
+    #   α a + β b = (α − β) a + β s,
+    #   α − β = c⟨s,u⟩((1 − c‖b‖²) + c‖s‖²) − c²⟨a,u⟩‖s‖²,  β = −c²⟨s,u⟩‖a‖² − c⟨a,u⟩(1 − c‖a‖²).
+    # Every term of the numerator carries a factor s, so gyr[a, −a]u = u exactly.
+    s = a + b
+    a2, s2 = _sq(a), _sq(s)
+    au, su = _dot(a, u), _dot(s, u)
+    oma = _one_minus_cx2(a2, c)
+    omb = _one_minus_cx2(_sq(b), c)
+    delta = oma * omb + c * s2
+    beta = -c * (c * su * a2 + au * oma)
+    amb = c * (su * (omb + c * s2) - c * au * s2)
+    return u + 2 * (amb * a + beta * s) / clamp_min(delta)
 
 
 def _transp(x, y, v, c):
-    # P_{x→y} v = gyr[y, −x] v · λ_x/λ_y,  λ_x/λ_y = (1 − c‖y‖²)/(1 − c‖x‖²).
-    ratio = _one_minus_cx2(_sq(y), c) / _one_minus_cx2(_sq(x), c)
+    # P_{x→y} v = gyr[y, −x] v · λ_x/λ_y,  λ_x/λ_y = (1 − c‖y‖²)/(1 − c‖x‖²), with
+    # the ratio written 1 − c⟨y − x, y + x⟩/(1 − c‖x‖²): the rounding of ‖x‖² does not enter
+    # the difference for near points, and at y = x it is exactly 1 in value and derivatives.
+    # The floor keeps 1 − c‖y‖² ≥ the boundary floor, as `_one_minus_cx2` does.
+    omx = _one_minus_cx2(_sq(x), c)
+    floor = clamp_boundary(jnp.zeros_like(omx)) / omx
+    ratio = jnp.maximum(1 - c * _dot(y - x, y + x) / omx, floor)
     return _gyration(y, -x, v, c) * ratio
 
 
@@ -259,7 +286,7 @@ def _weighted_midpoint(xs, w, c, eps, axis):
 @functools.partial(jax.jit, static_argnames=("eps", "ax", "maxiter"))
 def _frechet_mean(xs, w, c, *, eps, ax, maxiter):
     # Jitted so that eager calls reuse one compiled scan instead of re-tracing its body.
-    wsum = clamp_min(jnp.sum(w, axis=ax, keepdims=True), MIN_DENOM)
+    wsum = clamp_min(jnp.sum(w, axis=ax, keepdims=True))
 
     def step(mu, _):
         # log_μ(xᵢ) and d(μ, xᵢ) share the terms of s = (−μ) ⊕ xᵢ.
@@ -317,14 +344,46 @@ def _dist0(x, c, keepdims):
     return _keep(2 * safe_sqrt(x2) * artanh_ratio(c * x2), keepdims)
 
 
-def _pairwise_dist(x, y, c):
+@jax.custom_vjp
+def _sq_diff_direct(x, y):
+    # ‖x_i − y_j‖² summed coordinate by coordinate: exact for near points (XLA fuses the
+    # reduction, so the forward pass keeps no (..., n, m, d) buffer).
+    return jnp.sum(jnp.square(x[..., :, None, :] - y[..., None, :, :]), axis=-1)
+
+
+def _sq_diff_fwd(x, y):
+    return _sq_diff_direct(x, y), (x, y)
+
+
+def _sq_diff_bwd(res, g):
+    # ∂/∂x_i Σ_j g_ij ‖x_i − y_j‖² = 2(x_i Σ_j g_ij − Σ_j g_ij y_j): two matrix products, no
+    # (..., n, m, d) intermediate in the backward pass either.
+    x, y = res
+    hi = lax.Precision.HIGHEST
+    gx = 2 * (x * jnp.sum(g, axis=-1)[..., None] - jnp.matmul(g, y, precision=hi))
+    gt = jnp.swapaxes(g, -1, -2)
+    gy = 2 * (y * jnp.sum(gt, axis=-1)[..., None] - jnp.matmul(gt, x, precision=hi))
+    return gx, gy
+
+
+_sq_diff_direct.defvjp(_sq_diff_fwd, _sq_diff_bwd)
+
+
+def _pairwise_dist(x, y, c, exact, self_pairs):
     x2 = _sq(x)  # (..., n, 1)
     y2 = jnp.swapaxes(_sq(y), -1, -2)  # (..., 1, m)
-    # HIGHEST: TF32/bf16-pass matmuls (GPU/TPU defaults) would wreck the expansion below.
-    xy = jnp.matmul(x, jnp.swapaxes(y, -1, -2), precision=lax.Precision.HIGHEST)  # (..., n, m)
-    d2 = jnp.maximum(x2 + y2 - 2 * xy, 0)
+    if exact:
+        d2 = _sq_diff_direct(x, y)
+    else:
+        # HIGHEST: TF32/bf16-pass matmuls (GPU/TPU defaults) would wreck the expansion below.
+        xy = jnp.matmul(x, jnp.swapaxes(y, -1, -2), precision=lax.Precision.HIGHEST)
+        d2 = jnp.maximum(x2 + y2 - 2 * xy, 0)
+    if self_pairs:
+        # d(x_i, x_i) = 0 exactly (the expansion leaves up to ~√ε_mach there).
+        n = x.shape[-2]
+        d2 = jnp.where(jnp.eye(n, dtype=bool), 0, d2)
     b = _one_minus_cx2(x2, c) * _one_minus_cx2(y2, c)
-    return _dist_from_terms(d2, b, c * d2 + b, c)
+    return _dist_from_terms(d2, b, c)
 
 
 def _egrad2rgrad(x, g, c):
@@ -376,9 +435,9 @@ def _fused(core, out, static, *arrays):
 def project(x: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
     """Clip points into the open ball: x ↦ x · min(1, (1 − ε)/(√c‖x‖)).
 
-    ε = 4e-3 for ≤ 32-bit dtypes, 1e-5 for float64. Identity at c = 0. The norm is computed
-    with max-abs scaling, so finite inputs of any size (e.g. 1e30 in float32) project
-    correctly.
+    ε = ``ball_eps(dtype)``: 1e-5 for float32 / float64, 4e-3 for 16-bit. Identity at c = 0.
+    The norm is computed with max-abs scaling, so finite inputs of any size (e.g. 1e30 in
+    float32) project correctly.
 
     Args:
       x: points, shape ``(..., d)``.
@@ -396,7 +455,7 @@ def project(x: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
 def conformal_factor(
     x: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False
 ) -> jax.Array:
-    """λ_x = 2 / (1 − c‖x‖²) (denominator clamped at 1e-15). Shape ``(...)`` (or ``(..., 1)``)."""
+    """λ_x = 2 / (1 − c‖x‖²) (denominator floored at the dtype's epsilon). Shape ``(...)``."""
     (x,), c, out, _ = _prep(curvature, points=(("x", x),))
     return _fused(_conformal_factor, out, (("keepdims", keepdims),), x, c)
 
@@ -427,9 +486,7 @@ def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, *, curvature: ArrayLike = -1.0
 
     r ⊗ x = r·x at c = 0; (r₁ + r₂) ⊗ x = r₁ ⊗ x ⊕ r₂ ⊗ x; n ⊗ x = x ⊕ … ⊕ x.
     """
-    (x, r), c, out, eps = _prep(curvature, others=(("x", x), ("r", r)))
-    if x.ndim == 0:
-        raise ValueError("x must have a coordinate axis, got a scalar")
+    (x, r), c, out, eps = _prep(curvature, points=(("x", x),), per_point=(("r", r),))
     return _fused(_mobius_scalar_mul, out, (("eps", eps),), r, x, c)
 
 
@@ -521,23 +578,42 @@ def dist0(x: ArrayLike, *, curvature: ArrayLike = -1.0, keepdims: bool = False) 
     return _fused(_dist0, out, (("keepdims", keepdims),), x, c)
 
 
-def pairwise_dist(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
+def pairwise_dist(
+    x: ArrayLike,
+    y: ArrayLike | None = None,
+    *,
+    curvature: ArrayLike = -1.0,
+    exact: bool = False,
+) -> jax.Array:
     """All distances between two point sets, (n, d), (m, d) → (n, m); leading axes batch.
 
     Uses ‖x_i − y_j‖² = ‖x_i‖² + ‖y_j‖² − 2⟨x_i, y_j⟩ (one matrix product) and the closed
-    form of ``dist``, so memory is O(n·m) — no (n, m, d) intermediate. The expansion
-    cancels for near points: the absolute error of d(x_i, y_j) is about
+    form of `dist`, so memory is O(n·m) — no (n, m, d) intermediate. The expansion cancels
+    for near points: the absolute error of d(x_i, y_j) is about
     2·√(ε_mach·(‖x_i‖² + ‖y_j‖²)/((1 − c‖x_i‖²)(1 − c‖y_j‖²))) (≈ 1e-3 for unit-scale float32
-    points, ≈ 3e-8 in float64), and at x_i = y_j the gradient is finite and small but not
-    exactly 0; use ``dist`` when near-point accuracy matters.
+    points, up to ~0.04 near the float32 boundary, ≈ 3e-8 in float64); far points are
+    accurate to the dtype.
+
+    Args:
+      x: points ``(..., n, d)``.
+      y: points ``(..., m, d)``; ``None`` for the distances within ``x`` (m = n), whose
+        diagonal is then exactly 0 (value and gradient) whatever the mode.
+      exact: sum ‖x_i − y_j‖² coordinate by coordinate instead of the expansion: as accurate
+        as `dist` for near points, the same O(n·m) memory (fused forward, matrix-product
+        backward), but about 5–20× slower on CPU for d ≥ 16. Use it when near-point
+        distances matter; the default stays the fast form (see docs/concepts/curvature.md).
     """
-    (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)))
-    if x.ndim < 2 or y.ndim < 2:
+    self_pairs = y is None
+    if self_pairs:
+        y = x
+    if np.ndim(x) < 2 or np.ndim(y) < 2:
         raise ValueError(
             f"pairwise_dist expects point sets (..., n, d) and (..., m, d), "
-            f"got shapes {x.shape} and {y.shape}"
+            f"got shapes {np.shape(x)} and {np.shape(y)}"
         )
-    return _fused(_pairwise_dist, out, (), x, y, c)
+    (x, y), c, out, _ = _prep(curvature, points=(("x", x), ("y", y)), core_axes=2)
+    static = (("exact", bool(exact)), ("self_pairs", self_pairs))
+    return _fused(_pairwise_dist, out, static, x, y, c)
 
 
 def egrad2rgrad(x: ArrayLike, g: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
@@ -596,7 +672,7 @@ def geodesic(t: ArrayLike, x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike =
     γ(0) = x, γ(1) = y, d(x, γ(t)) = |t| d(x, y). ``t`` is a scalar or broadcasts against
     ``x[..., :1]``.
     """
-    (x, y, t), c, out, eps = _prep(curvature, points=(("x", x), ("y", y)), others=(("t", t),))
+    (x, y, t), c, out, eps = _prep(curvature, points=(("x", x), ("y", y)), per_point=(("t", t),))
     return _fused(_geodesic, out, (("eps", eps),), t, x, y, c)
 
 
@@ -672,6 +748,14 @@ def frechet_mean(
     ax = _normalize_axis(axis, xs.ndim)
     w = _weights_expanded(None if weights is None else arrays[1], xs, ax)
     w = jnp.broadcast_to(w, (*xs.shape[:-1], 1))
+    if weights is not None and is_concrete(weights):
+        wc = np.asarray(w, np.float64)
+        if not np.all(np.isfinite(wc)) or np.any(wc < 0):
+            raise ValueError(f"weights={np.asarray(weights)} must be finite and >= 0")
+        if np.any(np.sum(wc, axis=ax) <= 0):
+            raise ValueError(
+                f"weights={np.asarray(weights)} must have a positive sum over axis={axis}"
+            )
     mu = _frechet_mean(xs, w, c, eps=eps, ax=ax, maxiter=int(maxiter))
     return jnp.squeeze(mu, axis=ax).astype(out)
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from spiraljax.implicit.solvers import SolverInfo, get_solver
+from spiraljax.implicit.solvers import SolverInfo, check_solver_options, get_solver
 
 PyTree = Any
 SolveSpec = str | Callable[..., Any]
@@ -62,12 +62,7 @@ def make_linear_solve(
     options = dict(solve_options or {})
     if isinstance(solve, str):
         fn = get_solver(solve)
-        if solve == "neumann":
-            if "alpha" in options and not isinstance(options["alpha"], jax.core.Tracer):
-                if not float(np.asarray(options["alpha"])) > 0:
-                    raise ValueError(f"alpha={options['alpha']} must be > 0")
-        if "maxiter" in options and options["maxiter"] is not None and options["maxiter"] < 1:
-            raise ValueError(f"maxiter={options['maxiter']} must be >= 1")
+        check_solver_options(solve, options)
     elif callable(solve):
         fn = solve
     else:

@@ -34,6 +34,7 @@ Hessian-vector products.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -52,6 +53,7 @@ __all__ = [
     "SolverInfo",
     "bicgstab",
     "cg",
+    "check_solver_options",
     "get_solver",
     "gmres",
     "neumann",
@@ -124,15 +126,68 @@ def _is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
+def _check_real(name, value, *, positive=False):
+    """A concrete real number, finite, ≥ 0 (> 0 when ``positive``); tracers pass unchecked."""
+    if not _is_concrete(value):
+        return
+    arr = np.asarray(value) if not isinstance(value, str | bytes) else None
+    if isinstance(value, bool) or arr is None or arr.shape != () or arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name}={value!r} must be a real number")
+    v = float(arr)
+    if not np.isfinite(v) or v < 0 or (positive and v == 0):
+        raise ValueError(f"{name}={value!r} must be a finite number {'>' if positive else '>='} 0")
+
+
+def _check_int(name, value, *, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        none = " (or None)" if allow_none else ""
+        raise ValueError(f"{name}={value!r} must be a Python int >= 1{none}")
+    if value < 1:
+        raise ValueError(f"{name}={value} must be >= 1")
+
+
+def _guard_or_identity(guard):
+    if guard is None:
+        return _identity
+    if not callable(guard):
+        raise ValueError(f"guard={guard!r} must be a callable x -> x or None")
+    return guard
+
+
 def _check_tolerances(tol, atol, maxiter):
-    for name, value in (("tol", tol), ("atol", atol)):
-        if _is_concrete(value) and not float(np.asarray(value)) >= 0.0:
-            raise ValueError(f"{name}={value} must be a non-negative number")
-    if maxiter is not None:
-        if not isinstance(maxiter, int | np.integer) or isinstance(maxiter, bool):
-            raise ValueError(f"maxiter={maxiter!r} must be a Python int >= 1 (or None)")
-        if maxiter < 1:
-            raise ValueError(f"maxiter={maxiter} must be >= 1")
+    _check_real("tol", tol)
+    _check_real("atol", atol)
+    _check_int("maxiter", maxiter, allow_none=True)
+
+
+def check_solver_options(name: str, options: dict[str, Any]) -> None:
+    """Validate keyword options of the solver ``name`` before any solve runs.
+
+    Unknown option names and bad values (``tol``/``atol`` ≥ 0, ``maxiter``/``restart`` ints
+    ≥ 1, ``alpha`` > 0, ``guard`` callable) raise ``ValueError`` naming the option — at
+    decoration time in `custom_root`, not when the derivative is first taken.
+    """
+    fn = get_solver(name)
+    allowed = [p for p in inspect.signature(fn).parameters if p not in ("A", "b")]
+    for key in options:
+        if key not in allowed:
+            raise ValueError(
+                f"solve_options has unknown option {key!r} for solve={name!r}; allowed: {allowed}"
+            )
+    for key in ("tol", "atol"):
+        if key in options:
+            _check_real(key, options[key])
+    if "maxiter" in options:
+        _check_int("maxiter", options["maxiter"], allow_none=name != "neumann")
+    if "restart" in options:
+        _check_int("restart", options["restart"])
+    if "alpha" in options:
+        _check_real("alpha", options["alpha"], positive=True)
+    guard = options.get("guard")
+    if guard is not None and not callable(guard):
+        raise ValueError(f"guard={guard!r} must be a callable x -> x or None")
 
 
 def _struct(tree):
@@ -262,7 +317,7 @@ def cg(
     """
     matvec, b, x0, size = _prepare(A, b, x0, tol, atol, maxiter)
     maxiter = 10 * size if maxiter is None else maxiter
-    guard = guard or _identity
+    guard = _guard_or_identity(guard)
     thr = _threshold(_norm(b), tol, atol)
     x, k = _cg_loop(matvec, b, x0, thr, maxiter, guard)
     return x, _info(k, _norm(_sub(b, matvec(x))), thr)
@@ -331,7 +386,7 @@ def normal_cg(
     size = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(x_example))
     maxiter = 10 * size if maxiter is None else maxiter
     thr = _threshold(_norm(rhs), tol, atol)
-    x, k = _cg_loop(normal_matvec, rhs, x_init, thr, maxiter, guard or _identity)
+    x, k = _cg_loop(normal_matvec, rhs, x_init, thr, maxiter, _guard_or_identity(guard))
     return x, _info(k, _norm(_sub(rhs, normal_matvec(x))), thr)
 
 
@@ -361,7 +416,7 @@ def bicgstab(
     """
     matvec, b, x0, size = _prepare(A, b, x0, tol, atol, maxiter)
     maxiter = 10 * size if maxiter is None else maxiter
-    guard = guard or _identity
+    guard = _guard_or_identity(guard)
     thr = _threshold(_norm(b), tol, atol)
     r0 = _sub(b, matvec(x0))
     rhat = r0
@@ -425,11 +480,10 @@ def gmres(
     Reference: Saad & Schultz, SIAM J. Sci. Stat. Comput. 7(3), 856–869 (1986).
     """
     matvec, b, x0, size = _prepare(A, b, x0, tol, atol, maxiter)
-    if not isinstance(restart, int | np.integer) or restart < 1:
-        raise ValueError(f"restart={restart!r} must be an int >= 1")
+    _check_int("restart", restart)
     maxiter = 10 * size if maxiter is None else maxiter
     m = int(min(restart, size))
-    guard = guard or _identity
+    guard = _guard_or_identity(guard)
     b_flat, unravel = ravel_pytree(b)
     dtype = b_flat.dtype
     n = b_flat.shape[0]
@@ -555,12 +609,11 @@ def neumann(
     Reference: Lorraine, Vicol & Duvenaud, "Optimizing Millions of Hyperparameters by
     Implicit Differentiation", AISTATS 2020, Alg. 3 (there without the final factor α).
     """
-    if _is_concrete(alpha) and not float(np.asarray(alpha)) > 0.0:
-        raise ValueError(f"alpha={alpha} must be > 0")
+    _check_real("alpha", alpha, positive=True)
     if maxiter is None:
         raise ValueError("maxiter=None: neumann needs an explicit maxiter >= 1")
     matvec, b, _, _ = _prepare(A, b, None, tol, atol, maxiter)
-    guard = guard or _identity
+    guard = _guard_or_identity(guard)
     bnorm = _norm(b)
     thr = _threshold(bnorm, tol, atol)
     alpha = jnp.asarray(alpha, thr.dtype)

@@ -577,6 +577,8 @@ def apply_updates(
     def add(p, u, tag, on_ball=True):
         if u is None or isinstance(u, optax.MaskedNode):
             return p
+        if on_ball:
+            guards.check_shapes((("params", p), ("updates", u)))
         new = jnp.asarray(p + u).astype(jnp.asarray(p).dtype)
         if on_ball and MANIFOLDS[tag].per_point:
             _check_point_leaf(new)

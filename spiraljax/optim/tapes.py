@@ -143,8 +143,18 @@ class _Tape:
         return self._replace(gradient=jnp.zeros(self.shape, self.dtype))
 
     def apply(self, weights: Any) -> tuple[jax.Array, Any]:
-        """One step with the accumulated gradient; returns ``(new_weights, reset tape)``."""
+        """One step with the accumulated gradient; returns ``(new_weights, reset tape)``.
+
+        The new weights have the dtype of ``weights`` when it is floating (computed in the
+        wider of it and the tape's dtype: float64 weights on a float32 tape stay float64),
+        else the tape's dtype.
+        """
         w = self._as_input("weights", weights)
+        raw = jnp.asarray(weights)
+        if jnp.issubdtype(raw.dtype, jnp.floating) and raw.dtype != self.dtype:
+            work = jnp.promote_types(raw.dtype, self.dtype)
+            tape = jax.tree.map(lambda leaf: leaf.astype(work), self)
+            return tape._step(raw.astype(work)).astype(raw.dtype), self.reset()
         return self._step(w), self.reset()
 
     def _step(self, weights: jax.Array) -> jax.Array:

@@ -98,8 +98,8 @@ def extreme_inputs(draw):
 def _inside(points, k):
     c = -float(k)
     norms = np.linalg.norm(np.asarray(points, np.float64), axis=-1)
-    # ε = 4e-3 margin in float32, with float32 rounding slack.
-    return np.all(norms * np.sqrt(c) <= (1 - 4e-3) * (1 + 1e-5))
+    # ε = ball_eps(float32) margin, with float32 rounding slack.
+    return np.all(norms * np.sqrt(c) <= (1 - G.ball_eps(jnp.float32)) * (1 + 1e-6))
 
 
 @pytest.mark.parametrize("name", sorted(FUNCS))
@@ -109,8 +109,22 @@ def test_values_and_gradients_are_finite(name, inputs):
     value, grads = CHECKS[name](x, y, u, k)
     assert value.dtype == F32
     assert np.all(np.isfinite(value)), (name, value)
-    for arg, g in zip("xyuk", grads, strict=True):
-        assert np.all(np.isfinite(g)), (name, arg, g)
+    bad = [not np.all(np.isfinite(g)) for g in grads]
+    if any(bad):
+        # A gradient may only leave the float32 range where the true (float64) gradient of
+        # the same float32 inputs does too (e.g. ∂λ_x²/∂K ~ 8/(c(1 − c‖x‖²)³) at K = −1e-15,
+        # times a tangent of 1e6, near the 1e-5 margin): never NaN, never a spurious Inf.
+        with jax.enable_x64(True):
+            fn = FUNCS[name][0]
+            args64 = [jnp.asarray(a, jnp.float64) for a in inputs]
+            grads64 = jax.grad(lambda *a: jnp.sum(fn(*a)), (0, 1, 2, 3))(*args64)
+        big = float(jnp.finfo(F32).max)
+        for arg, g, g64, b in zip("xyuk", grads, grads64, bad, strict=True):
+            if b:
+                g, g64 = np.asarray(g), np.asarray(g64)
+                assert not np.any(np.isnan(g)), (name, arg, g)
+                overflow = ~np.isfinite(g)
+                assert np.all(np.abs(g64[overflow]) > big / 2), (name, arg, g, g64)
     if FUNCS[name][1]:
         assert _inside(value, k), (name, np.linalg.norm(value, axis=-1))
 

@@ -215,7 +215,7 @@ def test_matvec_properties(k, dtype):
 @pytest.mark.parametrize(("k", "dtype"), PARAMS, ids=IDS)
 def test_project(k, dtype):
     rng = np.random.default_rng(9)
-    eps = 1e-5 if dtype == jnp.float64 else 4e-3
+    eps = G.ball_eps(dtype)
     inside = ball_points(rng, (5, 3), k, dtype, max_frac=0.9)
     assert_close(G.project(inside, curvature=k), inside, dtype)
     outside = tangents(rng, (5, 3), dtype, scale=10.0 / np.sqrt(-k))
