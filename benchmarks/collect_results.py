@@ -61,6 +61,9 @@ GPU_HARD_SHAPE_TARGET = 2.0
 FLOOR_GOAL = 3.0
 FLOOR_GOAL_BYTES = 64 * 2**20
 MIDK_TARGET = 1.5
+COMPILE_TARGET_S = 5.0
+COMPILE_KEYS = ("compile_s", "first_call_s", "compile_seconds")
+NOUNS_EVAL = {"seconds": 60.0, "peak_gib": 4.0}
 CPU_OTHER_TARGET = 2.0
 
 # Rank-K columns written by benchmarks/rankk.py, with the names a reader knows.
@@ -269,8 +272,12 @@ def plot_rankk(section: dict, gpu: bool, path: Path) -> None:
     """Grouped log-scale bars: ms per call for each shape, one panel per (kind, dtype)."""
     plt = _pyplot()
     groups = _groups(section["results"])
-    order = sorted(groups, key=lambda g: (["top", "bottom", "mid"].index(g[0]), g[1] != "float32"))
-    fig, axes = plt.subplots(len(order), 1, figsize=(11, 3.6 * len(order)), squeeze=False)
+    kinds = ["top", "bottom", "mid"]
+    order = sorted(
+        groups, key=lambda g: (kinds.index(g[0]) if g[0] in kinds else 3, g[1] != "float32", g)
+    )
+    width = max(11.0, 1.2 * max(len(rows) for rows in groups.values()))
+    fig, axes = plt.subplots(len(order), 1, figsize=(width, 3.6 * len(order)), squeeze=False)
     for ax, (kind, dtype) in zip(axes[:, 0], order, strict=True):
         rows = groups[(kind, dtype)]
         series = [
@@ -278,15 +285,15 @@ def plot_rankk(section: dict, gpu: bool, path: Path) -> None:
             for col, label in _rankk_series(kind, gpu)
             if any((_ours(r) if col == "ours" else _number(r.get(col))) for r in rows)
         ]
-        width = 0.8 / len(series)
+        bar = 0.8 / len(series)
         for j, (col, label) in enumerate(series):
             xs, ys = [], []
             for i, r in enumerate(rows):
                 v = _ours(r) if col == "ours" else _number(r.get(col))
                 if v is not None:
-                    xs.append(i + (j - (len(series) - 1) / 2) * width)
+                    xs.append(i + (j - (len(series) - 1) / 2) * bar)
                     ys.append(v)
-            ax.bar(xs, ys, width=width, label=label, color=COLOURS.get(col))
+            ax.bar(xs, ys, width=bar, label=label, color=COLOURS.get(col))
         for i, r in enumerate(rows):
             best = _best_peer(r, gpu)
             if best is None:
@@ -324,11 +331,13 @@ def plot_rankk(section: dict, gpu: bool, path: Path) -> None:
 
 
 def quality_runs(doc) -> list[dict]:
-    """Runs with a MAP, a mean rank and training seconds, from a ``quality`` list."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("quality"), list):
+    """Runs with a MAP, a mean rank and training seconds, from a ``quality`` (or ``runs``)
+    list; entries without all three are left out."""
+    if not isinstance(doc, dict):
         return []
+    listed = next((doc[k] for k in ("quality", "runs") if isinstance(doc.get(k), list)), [])
     runs = []
-    for q in doc["quality"]:
+    for q in listed:
         if not isinstance(q, dict):
             continue
         seconds = next(
@@ -591,6 +600,18 @@ def rankk_gpu_rows(section: dict) -> list[str]:
                 _met(ok == len(big)),
             )
         )
+    compile_s = [
+        v for r in section["results"] for k in COMPILE_KEYS if (v := _number(r.get(k))) is not None
+    ]
+    target = f"first-call compile time of a new shape under {COMPILE_TARGET_S:.0f} s"
+    if compile_s:
+        ok = sum(x < COMPILE_TARGET_S for x in compile_s)
+        measured = f"{_range(compile_s, lambda x: f'{x:.1f} s')}; met on {ok} of {len(compile_s)}"
+        out.append(
+            _row(f"Rank-K compile time, {device}", target, measured, _met(ok == len(compile_s)))
+        )
+    else:
+        out.append(_row(f"Rank-K compile time, {device}", target, "not recorded yet", "—"))
     return out
 
 
@@ -705,6 +726,7 @@ def embedding_rows(docs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         out.append(
             _row("WordNet nouns (82,115 nodes)", target, "not measured by a benchmark yet", "—")
         )
+    out.append(_nouns_evaluation_row([r for _, _, rs in nouns for r in rs]))
     lorentz = [r for _, _, rs in docs for r in rs if str(r.get("manifold", "")) == "lorentz"]
     measured = (
         "; ".join(
@@ -727,20 +749,56 @@ def embedding_rows(docs: list[tuple[str, dict, list[dict]]]) -> list[str]:
     return out
 
 
+def _nouns_evaluation_row(runs: list[dict]) -> str:
+    e = NOUNS_EVAL
+    target = (
+        f"exact mean rank and MAP over all pairs in under {e['seconds']:.0f} s on the GPU, "
+        f"peak memory ≤ {e['peak_gib']:.0f} GiB"
+    )
+    seconds = [
+        v
+        for r in runs
+        for k in ("eval_seconds", "evaluation_seconds")
+        if (v := _number(r.get(k))) is not None
+    ]
+    peaks = [
+        v / 2**30
+        for r in runs
+        for k in ("peak_bytes", "peak_memory_bytes", "eval_peak_bytes")
+        if (v := _number(r.get(k))) is not None
+    ]
+    name = "WordNet nouns, evaluation"
+    if not seconds:
+        return _row(name, target, "not measured by a benchmark yet", "—")
+    measured = f"{_range(seconds, lambda x: f'{x:.1f} s')}"
+    measured += (
+        f", peak {_range(peaks, lambda x: f'{x:.2f} GiB')}" if peaks else ", peak not recorded"
+    )
+    ok = max(seconds) < e["seconds"] and bool(peaks) and max(peaks) <= e["peak_gib"]
+    return _row(name, target, measured, _met(ok))
+
+
 def computed_rows(results: Path = RESULTS) -> list[str]:
-    """Table rows for Rank-K and the embeddings, computed from the JSON files."""
+    """Table rows for Rank-K and the embeddings, computed from the JSON files; a part whose
+    input is missing or malformed is left out with a printed reason."""
     doc, reason = load_json(results / "rankk.json")
     sections = rankk_sections(doc)
+    parts = [
+        ("Rank-K GPU", rankk_gpu_rows, sections.get("gpu")),
+        ("Rank-K CPU", rankk_cpu_rows, sections.get("cpu")),
+        ("embedding", embedding_rows, embedding_documents(results)),
+    ]
     rows = []
-    if "gpu" in sections:
-        rows += rankk_gpu_rows(sections["gpu"])
-    else:
-        print(f"no Rank-K GPU rows: {reason or 'rankk.json has no GPU results'}")
-    if "cpu" in sections:
-        rows += rankk_cpu_rows(sections["cpu"])
-    else:
-        print(f"no Rank-K CPU rows: {reason or 'rankk.json has no CPU results'}")
-    return rows + embedding_rows(embedding_documents(results))
+    for what, rows_of, data in parts:
+        if data is None:
+            mode = what.split()[-1]
+            print(f"no {what} rows: {reason or f'rankk.json has no {mode} results'}")
+            continue
+        try:
+            rows += rows_of(data)
+        except Exception as exc:  # a malformed input must not stop the page
+            print(f"no {what} rows: {type(exc).__name__}: {exc}")
+    return rows
 
 
 # --------------------------------------------------------------------------- page

@@ -146,10 +146,18 @@ def test_malformed_and_partial_inputs(tmp_path):
         row.pop("torch", None)
         row["lax_unstable"] = None if row["k"] == 16 else row.get("lax_unstable")
     doc["gpu"]["results"].append({"kind": "top", "rows": 1, "cols": 2, "k": 1, "ours": None})
+    doc["gpu"]["results"].append({"kind": "new", "rows": 1, "cols": 2, "k": 1, "ours": 0.5})
     _write(tmp_path, "rankk.json", doc)
     gpu, cpu, _ = cr.make_plots(tmp_path)
     _assert_png(gpu.path)
     assert cpu.path is None and "no CPU results" in cpu.reason
+    rows = cr.computed_rows(tmp_path)
+    assert any(r.startswith("| Rank-K top-k float32") for r in rows)
+    # Shapes that are not numbers: the rows are skipped, the page still builds.
+    doc["gpu"]["results"][0]["rows"] = "many"
+    _write(tmp_path, "rankk.json", doc)
+    assert not any(r.startswith("| Rank-K") for r in cr.computed_rows(tmp_path))
+    assert cr.main(["--results", str(tmp_path), "--page", str(tmp_path / "R.md")]) == 0
 
 
 def test_single_section_layout_of_older_rankk_files(tmp_path):
@@ -233,3 +241,20 @@ def test_hook_turns_a_missing_image_into_a_note(tmp_path):
     (tmp_path / "R.md").write_text("# R\n\n![plot](results/none.png)\n", encoding="utf-8")
     text = hooks._include("R.md", tmp_path)
     assert "image `results/none.png` did not exist" in text and "![" not in text
+
+
+def test_compile_time_and_nouns_evaluation_rows():
+    doc = _rankk()
+    rows = cr.rankk_gpu_rows(cr.rankk_sections(doc)["gpu"])
+    assert any("compile time" in r and "not recorded yet" in r for r in rows)
+    doc["gpu"]["results"][0]["compile_s"] = 3.0
+    doc["gpu"]["results"][1]["compile_s"] = 7.5
+    rows = cr.rankk_gpu_rows(cr.rankk_sections(doc)["gpu"])
+    row = next(r for r in rows if "compile time" in r)
+    assert "3.0 s–7.5 s; met on 1 of 2" in row and row.endswith("| **no** |")
+    run = {"map": 0.9, "mean_rank": 4.0, "seconds": 100.0, "dim": 10}
+    assert cr._nouns_evaluation_row([run]).endswith("| — |")
+    row = cr._nouns_evaluation_row([run | {"eval_seconds": 30.0, "peak_bytes": 3 * 2**30}])
+    assert "30.0 s, peak 3.00 GiB" in row and row.endswith("| yes |")
+    row = cr._nouns_evaluation_row([run | {"eval_seconds": 30.0}])
+    assert "peak not recorded" in row and row.endswith("| **no** |")
