@@ -114,7 +114,7 @@ def bench_case(kind, rows, cols, k, dtype, reps, batch, torch, want_stable, choi
     else:
         s = (cols - k) // 2
         base = {"lax_sort_slice": jax.jit(lambda x: jnp.sort(x, axis=-1)[:, s : s + k])}
-        # the CPU bar compares Mid-K with lax.top_k at the same k (timed, not value-checked)
+        # the CPU Mid-K target compares with lax.top_k at the same k (timed, not value-checked)
         row["lax_top_k_same_k"] = time_calls(
             jax.jit(lambda x: jax.lax.top_k(x, k)), xs, reps=reps, batch=batch
         )
@@ -358,7 +358,7 @@ Columns: `ours` = `spiraljax.kernels.topk/bottomk/midk` with `implementation="au
 the Pallas/Triton radix select planned by `plan_rank`; CPU: the XLA path); `lax_stable` /
 `lax_unstable` = `jax.lax.top_k` (on `-x` for bottom-k; `is_stable` is missing on jax 0.10.2,
 hence "–" on CPU); `lax_sort_slice` = `jnp.sort` then the centred slice (what Mid-K replaces);
-`lax_top_k_same_k` = `lax.top_k(x, k)` (the CPU bar's reference for Mid-K); `torch` =
+`lax_top_k_same_k` = `lax.top_k(x, k)` (the reference of the CPU Mid-K target); `torch` =
 `torch.topk(sorted=True)` on the same buffers through DLPack; `floor` = input bytes / measured
 copy bandwidth. "best baseline / ours" > 1 means ours is faster (GPU: against the faster of
 `lax_unstable` and `torch`; CPU: against `lax.top_k`).

@@ -7,8 +7,10 @@
 * ``<!-- spiraljax:include PATH -->`` (PATH relative to the repository root, e.g.
   ``benchmarks/RESULTS.md``) is replaced by that file, headings demoted one level. Its
   relative links to files that exist (JSON tables, plots) are served with the site next
-  to the page; relative links to anything else are turned into plain code spans, so a
-  new link in an included file can never break the strict build.
+  to the page (the plots ``benchmarks/results/*.png`` drawn by
+  ``benchmarks/collect_results.py`` among them); relative links to anything else are turned
+  into plain code spans, and an image that does not exist into a note saying so, so a new
+  link in an included file can never break the strict build.
 
 * ``<!-- spiraljax:cli-help -->`` is replaced by the ``--help`` text of the ``spiraljax``
   command and of every sub-command, read from ``spiraljax.cli.build_parser()`` in a
@@ -163,6 +165,9 @@ def _include(rel: str, root: Path) -> str:
             return f"{bang}[{label}]({new}{anchor}{title or ''})"
         # Not a file we can serve (e.g. another Markdown file or a directory).
         path = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        if bang:
+            log.warning("image %s linked from %s does not exist", path, rel)
+            return f"*(image `{path}` did not exist when this site was built)*"
         return f"{label} (`{path}`)" if label else f"`{path}`"
 
     out, fenced = [], False
