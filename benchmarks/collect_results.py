@@ -364,7 +364,7 @@ def embedding_documents(results: Path) -> list[tuple[str, dict, list[dict]]]:
 
 def _nodes(doc: dict) -> int | None:
     data = doc.get("data")
-    nodes = data.get("nodes") if isinstance(data, dict) else doc.get("nodes")
+    nodes = data.get("nodes") if isinstance(data, dict) else doc.get("nodes", doc.get("num_nodes"))
     return nodes if isinstance(nodes, int) else None
 
 
@@ -766,7 +766,7 @@ def _nouns_evaluation_row(runs: list[dict]) -> str:
     peaks = [
         v / 2**30
         for r in runs
-        for k in ("peak_bytes", "peak_memory_bytes", "eval_peak_bytes")
+        for k in ("peak_bytes", "peak_memory_bytes", "eval_peak_bytes", "peak_bytes_in_use")
         if (v := _number(r.get(k))) is not None
     ]
     name = "WordNet nouns, evaluation"
