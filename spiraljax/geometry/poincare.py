@@ -138,9 +138,18 @@ def _project(x, c, eps):
 
 
 def _mobius_add(x, y, c):
-    x2, y2, xy = _sq(x), _sq(y), _dot(x, y)
-    num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
-    den = 1 + 2 * c * xy + c * c * x2 * y2
+    # Ungar's form rewritten with s = x + y, b_x = 1 − c‖x‖², b_y = 1 − c‖y‖²:
+    #   1 + 2c⟨x,y⟩ + c‖y‖²       = b_x + c‖s‖²,
+    #   1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖²  = b_x b_y + c‖s‖²,
+    # so x ⊕ y = (b_x s + c‖s‖² x) / (b_x b_y + c‖s‖²): a sum of non-negative terms in the
+    # denominator, with no cancellation when y ≈ −x near the boundary (x ⊖ x stays exactly 0,
+    # and its gradients stay finite, where 1 + 2c⟨x,y⟩ + … cancels to rounding noise).
+    s = x + y
+    s2 = _sq(s)
+    bx = _one_minus_cx2(_sq(x), c)
+    by = _one_minus_cx2(_sq(y), c)
+    num = bx * s + c * s2 * x
+    den = bx * by + c * s2
     return num / clamp_min(den)
 
 
