@@ -234,15 +234,25 @@ class ABTest:
         return store.append_all(rules, **{**self.provenance(), **extra})
 
 
-def _decode(data: bytes, path: Path) -> str:
+def _decode(data: bytes, path: Path, *, first_line: int = 1) -> str:
+    """``data`` as UTF-8; ``first_line`` is the file line ``data`` starts on (a tail
+    read after a prefix already checked), so an error names the line in the whole file."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         good = data[: exc.start].decode("utf-8", errors="replace")
         text = good + "\ufffd"
         raise error_at(
-            text, len(good), f"invalid UTF-8 byte 0x{data[exc.start]:02x}", filename=str(path)
+            text,
+            len(good),
+            f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
+            filename=str(path),
+            first_line=first_line,
         ) from None
+
+
+def _lock_of(real: Path) -> Path:
+    return real.with_name(f".{real.name}.lock")
 
 
 def _parse_rule(rule: str) -> Soft:
@@ -259,17 +269,21 @@ class HeurStore:
     preceded by a ``# rewrite {json}`` provenance comment.
 
     ``path`` defaults to ``SPIRAL_HEUR_FILE``, else ``~/.spiraljax/heur.kdsl``. Writers
-    take an exclusive ``fcntl.flock`` on a sibling lock file (``.heur.kdsl.lock``) for
-    the whole read–check–write, then write a temporary file in the same directory,
-    ``fsync`` it and ``os.replace`` it over the old one (readers never see a torn file);
-    concurrent writers therefore lose nothing. Rules are deduplicated on their canonical
-    rendering. A file that does not parse raises ``SpiralKError`` naming the file,
-    line and column, and is never overwritten.
+    resolve symbolic links (``os.path.realpath``) and work on the real file: they take an
+    exclusive ``fcntl.flock`` on its sibling lock file (``.heur.kdsl.lock``) for the whole
+    read–check–write, then write a temporary file in its directory, ``fsync`` it,
+    ``os.replace`` it over the old one and ``fsync`` the directory (readers never see a
+    torn file). Concurrent writers therefore lose nothing, whether they name the file
+    through a link or directly, and a link stays a link. A dangling link is followed: the
+    first append creates its target (and the target's directory), as for a plain path.
+    Rules are deduplicated on their canonical rendering. A file that does not parse
+    (invalid UTF-8 included) raises ``SpiralKError`` naming the file, line and column —
+    the line in the whole file, also for a tail another writer appended — and is never
+    overwritten.
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = default_heur_path() if path is None else Path(path).expanduser()
-        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
         # (validated bytes, canonical statements seen): lets append() parse only what
         # other writers added since this process last looked.
         self._seen: tuple[bytes, set[str]] = (b"", set())
@@ -278,10 +292,20 @@ class HeurStore:
     def __repr__(self) -> str:
         return f"HeurStore({str(self.path)!r})"
 
+    @property
+    def real_path(self) -> Path:
+        """``path`` with symbolic links resolved: the file that appends replace."""
+        return Path(os.path.realpath(self.path))
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file, a sibling of ``real_path``: the same for every name of the file."""
+        return _lock_of(self.real_path)
+
     # -- reading ---------------------------------------------------------------------
-    def _read(self) -> bytes:
+    def _read(self, path: Path | None = None) -> bytes:
         try:
-            with open(self.path, "rb") as fh:
+            with open(self.path if path is None else path, "rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
         except FileNotFoundError:
             return b""
@@ -297,7 +321,7 @@ class HeurStore:
             keys = set(keys)
         else:
             first_line, suffix, keys = 1, data, set()
-        text = _decode(suffix, self.path)
+        text = _decode(suffix, self.path, first_line=first_line)
         program = parse(text, filename=str(self.path), first_line=first_line)
         keys.update(render_statement(s) for s in program.statements)
         self._seen = (data, keys)
@@ -323,32 +347,35 @@ class HeurStore:
     # -- writing ---------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Hold the lock of the real file; yields that file's path."""
+        real = self.real_path
+        real.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(_lock_of(real), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            yield real
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _replace(self, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+    @staticmethod
+    def _replace(target: Path, data: bytes) -> None:
+        # Replacing ``target`` (the resolved path), never a link to it: os.replace over a
+        # link would put a regular file in the link's place and leave the target unchanged.
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
+            os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         with contextlib.suppress(OSError):
-            dfd = os.open(self.path.parent, os.O_RDONLY)
+            dfd = os.open(target.parent, os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
@@ -382,8 +409,8 @@ class HeurStore:
             raise ValueError(f"provenance={provenance!r} is not JSON-serialisable: {exc}") from None
         if not canon:
             return 0
-        with self._locked():
-            data = self._read()
+        with self._locked() as real:
+            data = self._read(real)
             keys = self._keys(data)
             new = [t for t in canon if t not in keys]
             if not new:
@@ -395,6 +422,6 @@ class HeurStore:
                 text += "\n"
             text += comment + "\n" + "".join(t + "\n" for t in new)
             out = text.encode("utf-8")
-            self._replace(out)
+            self._replace(real, out)
             self._seen = (out, keys | set(new))
             return len(new)

@@ -1,6 +1,7 @@
 """Self-rewrite: Wilson interval, A/B adoption, the heur-file store (locking, dedupe,
 corruption, concurrency)."""
 
+import fcntl
 import json
 import math
 import os
@@ -302,6 +303,74 @@ def test_corrupt_appended_tail_is_caught_incrementally(tmp_path):
     with pytest.raises(SpiralKError) as info:
         store.append("soft(mk, 3, 1, true)")
     assert info.value.line == lines + 1 and info.value.filename == str(path)
+
+
+def test_invalid_utf8_appended_by_another_writer_names_the_file_line(tmp_path):
+    path = tmp_path / "h.kdsl"
+    store = HeurStore(path)
+    assert store.append("soft(mk, 1, 1, true)")  # this store has now seen the file
+    n = path.read_bytes().count(b"\n")
+    with open(path, "ab") as fh:  # another writer
+        fh.write(b"soft(mk, \xff, 1, true);\n")
+    before = path.read_bytes()
+    for action in (lambda: store.append("soft(mk, 2, 1, true)"), store.rules):
+        with pytest.raises(SpiralKError) as info:
+            action()
+        err = info.value
+        assert (err.filename, err.line, err.column) == (str(path), n + 1, 10)
+        assert str(err).startswith(f"{path}:{n + 1}:10: invalid UTF-8 byte 0xff")
+        assert err.excerpt.lstrip().startswith(f"{n + 1} | soft(mk, ")
+    assert path.read_bytes() == before  # never overwritten
+
+
+def test_append_through_a_symlink_writes_the_target(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "home").mkdir()
+    target = tmp_path / "shared" / "heur.kdsl"
+    link = tmp_path / "home" / "heur.kdsl"
+    link.symlink_to(Path("..") / "shared" / "heur.kdsl")  # relative, dangling until written
+    via_link, via_target = HeurStore(link), HeurStore(target)
+    assert via_link.real_path == via_target.real_path == target.resolve()
+    assert via_link.lock_path == via_target.lock_path == target.resolve().parent / ".heur.kdsl.lock"
+
+    assert via_link.append("soft(mk, 1, 1, true)")  # creates the target
+    assert link.is_symlink() and target.is_file() and not target.is_symlink()
+    assert via_target.rules() == ["soft(mk, 1, 1, true);"]
+    assert via_target.append("soft(mk, 2, 1, true)")
+    assert not via_link.append("soft(mk, 2, 1, true)")  # written through the real path
+    assert link.is_symlink() and via_link.rules() == via_target.rules()
+    assert len(via_link.rules()) == 2
+    # Lock and temporary files live beside the target only.
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["heur.kdsl"]
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == [
+        ".heur.kdsl.lock",
+        "heur.kdsl",
+    ]
+
+
+def test_writers_through_link_and_real_path_exclude_each_other(tmp_path):
+    target = tmp_path / "real" / "heur.kdsl"
+    link = tmp_path / "link.kdsl"
+    link.symlink_to(target)
+    with HeurStore(target)._locked() as real:
+        assert real == target.resolve()
+        fd = os.open(HeurStore(link).lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+
+
+def test_dangling_symlink_creates_the_target_and_its_directory(tmp_path):
+    target = tmp_path / "missing" / "dir" / "heur.kdsl"
+    link = tmp_path / "heur.kdsl"
+    link.symlink_to(target)
+    store = HeurStore(link)
+    assert store.rules() == []  # reads as an empty file, like a missing plain path
+    assert store.append("soft(tile, 2048, 1, true)")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert parse(target.read_text()).evaluate().soft[0].value == 2048
 
 
 WRITER = textwrap.dedent(
