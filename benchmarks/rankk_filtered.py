@@ -68,6 +68,8 @@ def mid_variants(n, k):
     base = fsel.plan_mid(n, k)
     out = {"default": base}
     if base is not None:
+        for a in (0, 2):
+            out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
         for m in (2048, 4096, 16384):
             p = fsel.plan_mid(n, k, sample=m)
             if p is not None and p.sample != base.sample:
@@ -80,6 +82,8 @@ def variants(n, k):
     out = {"default": base}
     if base is None:
         return out
+    for a in (0, 2):
+        out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
     if base.groups:
         out["refine0"] = dataclasses.replace(base, refine=0)
         out["refine8"] = dataclasses.replace(base, refine=8)

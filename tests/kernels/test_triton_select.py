@@ -77,18 +77,18 @@ def test_nan_inf_signed_zero_and_ties_are_exact(kind):
     _check(x, 40, kind, fsel.plan_filter(4096, 40), expect_ok=None)
 
 
-@pytest.mark.parametrize("search", [False, True])
-def test_row_bound_path(search):
+@pytest.mark.parametrize(("search", "atomic"), [(False, 0), (True, 2)])
+def test_row_bound_path(search, atomic):
     n, k = 2048, 300
-    p = dataclasses.replace(fsel.plan_filter(n, k), search_kth=search)
+    p = dataclasses.replace(fsel.plan_filter(n, k), search_kth=search, atomic=atomic)
     assert p.row_groups > 0 and p.groups == 0  # the chunk bound cannot help at this k
-    _check(_data(np.random.default_rng(3), 2, n, jnp.float32), k, "top", p)
+    _check(_data(np.random.default_rng(3), 1, n, jnp.float32), k, "top", p)
 
 
-@pytest.mark.parametrize(("refine", "running"), [(0, False), (6, True)])
-def test_chunk_bound_options(refine, running):
+@pytest.mark.parametrize(("refine", "running", "atomic"), [(0, False, 2), (6, True, 0)])
+def test_chunk_bound_options(refine, running, atomic):
     n, k = 2048, 20
-    p = dataclasses.replace(fsel.plan_filter(n, k), refine=refine, running=running)
+    p = dataclasses.replace(fsel.plan_filter(n, k), refine=refine, running=running, atomic=atomic)
     _check(
         _data(np.random.default_rng(8), 2, n, jnp.float32, nasty=True),
         k,

@@ -61,6 +61,7 @@ def scan(
     REFINE: tl.constexpr = 0,
     RUNNING: tl.constexpr = 0,
     SB: tl.constexpr = 32,
+    ATOMIC: tl.constexpr = 0,
 ):
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     c = tl.program_id(1)
@@ -129,8 +130,20 @@ def scan(
                 prev = tl.atomic_max(run, (t ^ I32_MIN).to(tl.uint32, bitcast=True))
                 t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
             keep = valid & (key >= t)
-        # One atomic per survivor gives its slot (survivors are few; no prefix sum).
-        pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
+        if ATOMIC == 2:
+            # One atomic per program reserves the survivors' slots; a prefix count over the
+            # tile (row-major, i.e. column order) places each survivor.
+            ki = keep.to(tl.int32)
+            per_group = tl.sum(ki, axis=1)
+            base = tl.atomic_add(cnt_ptr + 2 * r, tl.sum(per_group, axis=0), sem="relaxed")
+            before = tl.cumsum(per_group, axis=0) - per_group
+            pos = base + before[:, None] + tl.cumsum(ki, axis=1) - ki
+        elif ATOMIC == 1:
+            # One relaxed atomic per survivor: only the slot is needed, no ordering.
+            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep, sem="relaxed")
+        else:
+            # One atomic per survivor gives its slot (survivors are few; no prefix sum).
+            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
         idx = (start + col).to(tl.int64)
         packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
         # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.

@@ -69,6 +69,11 @@ class FilterParams:
       running: chunks also use the best bound other chunks of the row published.
       search_kth: the row bound by a 32-step bitwise search instead of a sort (far
         quicker to compile).
+      atomic: how survivors get their buffer slots: 0, one acquire-release atomic each
+        (Triton's default order, which fences every one; the default until the others
+        are timed on a GPU); 1, one relaxed atomic each (a slot needs no ordering:
+        ``pick`` runs after the launch ends); 2, one relaxed atomic per program reserving
+        all its survivors' slots, placed by a prefix count over the tile.
     """
 
     seg_len: int
@@ -81,6 +86,7 @@ class FilterParams:
     refine: int = 4
     running: bool = True
     search_kth: bool = True
+    atomic: int = 0
 
     @property
     def chunks(self) -> int:
@@ -190,6 +196,7 @@ def _launches(
         BOTTOM=int(bottom),
         REFINE=p.refine,
         RUNNING=int(p.running),
+        ATOMIC=p.atomic,
     )
     steps = []
     if p.row_groups:
@@ -504,6 +511,7 @@ class MidParams:
       chunk: keys per ``scan`` program.
       capacity: candidate slots per row.
       sigmas: half-width of the band, in standard deviations of the sample quantile.
+      atomic: how survivors get their buffer slots (as ``FilterParams.atomic``).
     """
 
     sample: int
@@ -512,6 +520,7 @@ class MidParams:
     sigmas: float = 4.0
     warps: int = 8
     pick_warps: int = 8
+    atomic: int = 0
 
 
 def _band_ranks(n: int, k: int, p: MidParams) -> tuple[int, int, int]:
@@ -583,7 +592,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
             (rows, nch),
             ("x", "lo", "hi"),
             (("cnt", (rows, 2), np.int32), ("cand", (rows, 2 * p.capacity), np.int32)),
-            dict(common, C=p.chunk, G=0, CAP=p.capacity, MODE=2, SB=SAMPLE_BLOCK),
+            dict(common, C=p.chunk, G=0, CAP=p.capacity, MODE=2, SB=SAMPLE_BLOCK, ATOMIC=p.atomic),
             p.warps,
             ("cnt",),
         )
