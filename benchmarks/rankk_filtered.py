@@ -163,6 +163,14 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
         if not np.array_equal(np.asarray(f(xt)), np.asarray(ref_f(xt))):
             raise AssertionError("long tie differs")
         row["nasty_exact"] = True
+    # the kernels alone, without the exactness guard (lax.cond into the XLA path): what the
+    # guard costs (XLA's GPU conditional may copy its predicate to the host every call)
+    if p is not None:
+        if mid:
+            g = jax.jit(lambda x: fsel.filtered_mid_indices(x, k, p)[0])
+        else:
+            g = jax.jit(lambda x: fsel.filtered_indices(x, k, kind, p)[0])
+        row["unguarded_ms"] = time_calls(g, xs, reps=args.reps, batch=args.batch)
     # the peers and today's default
     op = {"top": topk, "bottom": bottomk, "mid": midk}[kind]
     today = jax.jit(lambda x: op(x, k))
@@ -252,7 +260,7 @@ def main():
     print(meta)
     print(
         f"{'shape':38s} {'best':>7s} {'variant':>10s} {'today':>7s} {'raft':>7s} "
-        f"{'torch':>7s} {'floor':>6s} {'vs peer':>7s}"
+        f"{'torch':>7s} {'floor':>6s} {'vs peer':>7s} {'unguard':>7s}"
     )
     for r in rows:
         if "error" in r:
@@ -265,7 +273,8 @@ def main():
         print(
             f"{r['kind']} {r['rows']}x{r['cols']} k={r['k']} {r['dtype']:9s}"[:38].ljust(38),
             f"{b:7.3f} {best!s:>10s} {r['today_ms']:7.3f} {r['raft_ms']:7.3f} "
-            f"{r.get('torch_ms', float('nan')):7.3f} {r['floor_ms']:6.3f} {peer / b:7.2f}x",
+            f"{r.get('torch_ms', float('nan')):7.3f} {r['floor_ms']:6.3f} {peer / b:7.2f}x "
+            f"{r.get('unguarded_ms', float('nan')):7.3f}",
         )
 
 
