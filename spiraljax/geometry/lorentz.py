@@ -24,8 +24,8 @@ Conventions (as in ``spiraljax.geometry.poincare``, see docs/concepts/lorentz.md
 * float32 / float64 computed as given, bfloat16 / float16 in float32 and cast back; integer
   inputs and coordinate axes of size < 2 raise ``ValueError`` naming the argument.
 * No NaN/Inf in values or gradients for finite inputs: coincident points, the origin, far
-  points, tangent vectors of any size (expmap saturates at the cap). Known gap: gradients of
-  ``expmap`` / ``egrad2rgrad`` at points on the float32 cap with tangents of size 1e6.
+  points, tangent vectors of any size (expmap clamps the angle √c‖u‖_L along u, and the
+  result saturates at the cap).
 
 Accuracy. Distances use the Minkowski chord q = ⟨x − y, x − y⟩_L = 2(−c⟨x, y⟩_L − 1)/c
 written as a sum of two non-negative terms,
@@ -35,6 +35,13 @@ written as a sum of two non-negative terms,
 A = dist0(x), B = dist0(y), x̂_s = x_s/‖x_s‖, and d = (2/√c) arsinh(√(c q)/2). This has no
 cancellation for near points (where the usual arcosh(−c⟨x, y⟩_L) loses half the digits) nor
 for far points on one ray (where −⟨x, y⟩_L cancels), and is Euclidean at c → 0.
+
+Far out, tangent vectors are ill-conditioned in ambient coordinates (the radial part is
+X = √c x₀ times the norm, so rounding it adds a spurious part εX times the norm). Norms of
+tangent vectors are therefore read after the closed-form transport to the origin o, and
+``transp`` goes through o: P_{x→y} = P_{o→y} ∘ H ∘ P_{x→o}, H the holonomy of the triangle
+(o, x, y), a rotation by its defect (``_holonomy``). The Riemannian optimisers keep their
+buffers in that origin frame (``spiraljax.optim.riemannian.MANIFOLDS``).
 
 References: M. Nickel, D. Kiela, *Learning Continuous Hierarchies in the Lorentz Model of
 Hyperbolic Geometry*, ICML 2018; geoopt ``geoopt/manifolds/lorentz/math.py`` (k = 1/c).
@@ -156,22 +163,31 @@ def _dot(x, y):
     return jnp.sum(x * y, axis=-1, keepdims=True)
 
 
-def _robust_norm(s):
-    # max-abs scaling so that huge finite inputs (1e30 in float32) do not overflow ‖s‖²; the
-    # scale carries no gradient (the norm does not depend on it).
+def _scaled(s):
+    """(s/m, m) with m = max|sᵢ| (1 at s = 0): ‖s/m‖ ∈ [1, √d], so norms of huge finite
+    inputs (1e30 in float32) do not overflow; m carries no gradient."""
     m = lax.stop_gradient(jnp.max(jnp.abs(s), axis=-1, keepdims=True))
     m = jnp.where(m > 0, m, 1)
     r = lax.rsqrt(m)
-    return safe_sqrt(_sq((s * r) * r)) * m
+    return (s * r) * r, m
+
+
+def _robust_norm(s):
+    sr, m = _scaled(s)
+    return safe_sqrt(_sq(sr)) * m
 
 
 def _cap(s, c):
-    """Spatial part with its norm capped at R = M·min(1, 1/√c)."""
+    """Spatial part with its norm capped at R = M·min(1, 1/√c).
+
+    The capped branch is R·(s/m)/‖s/m‖, never s·(R/‖s‖): the latter's gradient forms
+    ‖s‖² and (huge cotangent)·0."""
     big = _max_norm(s.dtype)
     radius = big * jnp.minimum(1, lax.rsqrt(c))
-    n = _robust_norm(s)
-    over = n > radius
-    return jnp.where(over, s * (radius / jnp.where(over, n, 1)), s)
+    sr, m = _scaled(s)
+    nr = safe_sqrt(_sq(sr))
+    over = nr * m > radius
+    return jnp.where(over, sr * (radius / jnp.where(over, nr, 1)), s)
 
 
 def _time(s2, c):
@@ -274,18 +290,21 @@ def _egrad2rgrad(x, g, c):
     return _proju(x, _join(-g[..., :1], g[..., 1:]), c)
 
 
-def _tangent_sq(s, s2, us, c):
-    """⟨u, u⟩_L of the tangent vector at x with spatial part u_s, without cancellation:
-    (‖u_s‖² + c‖x_s‖²‖u_⊥‖²)/(1 + c‖x_s‖²), u_⊥ the part of u_s orthogonal to x_s."""
-    sh, _ = _unit(s, s2)
-    perp = us - _dot(sh, us) * sh
-    return (_sq(us) + c * s2 * _sq(perp)) / (1 + c * s2)
+def _angle_clamp(n, c):
+    """(scale, θ²) for a tangent vector of norm n: θ² = min(c n², θ_max²), and the factor
+    bringing the vector to the angle θ_max along itself when it is longer."""
+    top = _max_angle(n.dtype)
+    over = c * n * n > top * top
+    scale = jnp.where(over, top / jnp.where(over, jnp.sqrt(c) * n, 1), 1)
+    return scale, jnp.minimum(c * n * n, top * top)
 
 
 def _expmap_s(s, s2, us, c):
-    # exp_x(u) = cosh(√c n) x + sinh(√c n)/(√c n) u, n = ‖u‖_L; spatial part.
-    w = jnp.minimum(c * _tangent_sq(s, s2, us, c), _max_angle(s.dtype) ** 2)
-    return _cosh_root(w) * s + sinh_ratio(w) * us
+    # exp_x(u) = cosh(√c n) x + sinh(√c n)/(√c n) u, spatial part, with n = ‖u‖_L read in the
+    # origin frame (no square of the radial part, which is X = √c x₀ times n) and the angle
+    # √c n clamped along u, so that tangents of any finite size give finite points.
+    scale, theta2 = _angle_clamp(_robust_norm(_to_origin_s(s, s2, us, c)), c)
+    return _cosh_root(theta2) * s + sinh_ratio(theta2) * (scale * us)
 
 
 def _cosh_root(w):
@@ -314,11 +333,6 @@ def _expmap0(u, c):
 def _logmap0(y, c):
     s, s2, _ = _point(y, c)
     return _join(jnp.zeros_like(s2), arsinh_ratio(c * s2) * s)
-
-
-def _diff_time(s2, x0, t2, y0):
-    """y₀ − x₀ = (‖y_s‖² − ‖x_s‖²)/(x₀ + y₀), accurate for near points."""
-    return (t2 - s2) / (x0 + y0)
 
 
 def _logmap_terms(x, y, c):
@@ -366,14 +380,133 @@ def _pairwise_dist(x, y, c):
     return _dist_q(q, c)
 
 
+# Origin frame. A tangent vector at a far point is badly conditioned in ambient coordinates:
+# its radial part has spatial size √c·x₀ times its norm, so rounding that part (relative ε)
+# adds a spurious orthogonal part ε√c·x₀ times the norm — more than the vector itself
+# beyond x₀ ≈ 1/ε (distance 17 in float32). The optimisers therefore keep tangent vectors
+# transported to the origin o along the radial geodesic, where ⟨·,·⟩_L is Euclidean, and
+# move them between points by the holonomy, an exact rotation of T_o.
+
+
+def _frame(s, s2, c):
+    """(ŝ, √c‖x_s‖, X − 1) with X = √c x₀ = √(1 + c‖x_s‖²), X − 1 without cancellation."""
+    sh, _ = _unit(s, s2)
+    cs2 = c * s2
+    return sh, safe_sqrt(cs2), cs2 / (1 + jnp.sqrt(1 + cs2))
+
+
+def _to_origin_s(s, s2, vs, c):
+    """Spatial part of P_{x→o} v: v_s − ⟨ŝ, v_s⟩ (X − 1)/X · ŝ (the time part is 0).
+
+    The radial unit tangent at x, (√c‖x_s‖, X ŝ), goes to (0, ŝ); directions orthogonal
+    to ŝ are unchanged."""
+    sh, _, xm1 = _frame(s, s2, c)
+    return vs - _dot(sh, vs) * (xm1 / (1 + xm1)) * sh
+
+
+def _from_origin(s, s2, w, c):
+    """P_{o→x} w for w ∈ T_o given by its spatial part: (√c‖x_s‖ ω, w + ω (X − 1) ŝ), ω = ⟨ŝ, w⟩."""
+    sh, a, xm1 = _frame(s, s2, c)
+    om = _dot(sh, w)
+    return _join(a * om, w + (om * xm1) * sh)
+
+
+def _holonomy(s, s2, t, t2, w, c):
+    """H w = P_{y→o} P_{x→y} P_{o→x} w for w ∈ T_o (spatial parts).
+
+    H rotates the plane of ŝ, t̂ by the defect δ of the triangle (o, x, y) and fixes its
+    orthogonal complement. With ρ = √c‖x_s‖/(1 + X), σ = √c‖y_s‖/(1 + Y) (the points' radii
+    in the unit Poincaré ball) and φ the angle between ŝ and t̂,
+    tan(δ/2) = ρσ sin φ/(1 − ρσ cos φ) = k sin φ. Written with q = k(t̂ − ⟨t̂, ŝ⟩ŝ)
+    (‖q‖ = tan(δ/2)) and Q = ‖q‖², the rotation is
+
+        H w = w − 2/(1 + Q) · (Q⟨ŝ, w⟩ŝ + ⟨q, w⟩q + ⟨ŝ, w⟩q − ⟨q, w⟩ŝ),
+
+    polynomial in q (no division by sin φ; no factor k² whose cotangent overflows at
+    coincident far points) and norm-preserving up to rounding.
+    1 − ρσ cos φ = (1 − ρ) + ρ(1 − σ) + ρσ‖ŝ − t̂‖²/2 has no cancellation."""
+    sh, a, xm1 = _frame(s, s2, c)
+    th, b, ym1 = _frame(t, t2, c)
+    rho, sig = a / (2 + xm1), b / (2 + ym1)
+    # 1 − ρ = (1 + 1/(X + a))/(1 + X)
+    one_m_rho = (1 + 1 / (1 + xm1 + a)) / (2 + xm1)
+    one_m_sig = (1 + 1 / (1 + ym1 + b)) / (2 + ym1)
+    d = sh - th
+    rs = rho * sig
+    k = rs / (one_m_rho + rho * one_m_sig + rs * (_sq(d) / 2))
+    q = k * (_dot(d, sh) * sh - d)
+    big_q = _sq(q)
+    w1, wq = _dot(sh, w), _dot(q, w)
+    return w - (2 / (1 + big_q)) * ((big_q * w1 - wq) * sh + (wq + w1) * q)
+
+
 def _transp(x, y, v, c):
-    # P_{x→y} v = v + c⟨y, v⟩_L/(2 + cq/2) · (x + y), with ⟨y, v⟩_L = ⟨y − x, v⟩_L (v ∈ T_x).
-    s, s2, x0, t, t2, y0, q, _ = _logmap_terms(x, y, c)
-    vs = v[..., 1:]
-    v0 = _tangent_time(s, x0, vs)
-    yv = -_diff_time(s2, x0, t2, y0) * v0 + _dot(t - s, vs)
-    ws = vs + (c * yv / (2 + c * q / 2)) * (s + t)
-    return _join(_tangent_time(t, y0, ws), ws)
+    # P_{x→y} = P_{o→y} H P_{x→o} (origin frame above); v read by its spatial part.
+    s, s2, _ = _point(x, c)
+    t, t2, _ = _point(y, c)
+    w = _holonomy(s, s2, t, t2, _to_origin_s(s, s2, v[..., 1:], c), c)
+    return _from_origin(t, t2, w, c)
+
+
+def _origin_vector(ws):
+    return _join(jnp.zeros_like(ws[..., :1]), ws)
+
+
+def _rgrad_origin(x, g, c):
+    # P_{x→o} egrad2rgrad(x, g) = g_s + (γ(X − 1) + √c‖x_s‖ g₀) ŝ, γ = ⟨ŝ, g_s⟩: never the
+    # ambient rgrad, whose radial part is X times larger.
+    s, s2, _ = _point(x, c)
+    sh, a, xm1 = _frame(s, s2, c)
+    gs = g[..., 1:]
+    return _origin_vector(gs + (_dot(sh, gs) * xm1 + a * g[..., :1]) * sh)
+
+
+def _expmap_origin(x, w, c):
+    # exp_x(P_{o→x} w): ‖P_{o→x} w‖_L = ‖w‖ exactly (the angle clamped along w as in expmap).
+    s, s2, _ = _point(x, c)
+    ws = w[..., 1:]
+    scale, theta2 = _angle_clamp(_robust_norm(ws), c)
+    us = _from_origin(s, s2, scale * ws, c)[..., 1:]
+    return _project_s(_cosh_root(theta2) * s + sinh_ratio(theta2) * us, c)
+
+
+def _retract_origin(x, w, c):
+    # first-order retraction project(x + P_{o→x} w)
+    s, s2, _ = _point(x, c)
+    return _project_s(s + _from_origin(s, s2, w[..., 1:], c)[..., 1:], c)
+
+
+def _transp_origin(x, y, w, c):
+    s, s2, _ = _point(x, c)
+    t, t2, _ = _point(y, c)
+    return _origin_vector(_holonomy(s, s2, t, t2, w[..., 1:], c))
+
+
+def _origin_op(core, curvature, names, *arrays):
+    """Validate, cast and run one of the origin-frame cores (the optimisers' entry points)."""
+    pairs = tuple(zip(names, arrays, strict=True))
+    arrs, c, out, _ = _prep(curvature, points=pairs)
+    return _fused(core, out, (), *arrs, c)
+
+
+def _frame_rgrad(x, g, *, curvature=-1.0):
+    """P_{x→o} egrad2rgrad(x, g): the Riemannian gradient in the origin frame."""
+    return _origin_op(_rgrad_origin, curvature, ("x", "g"), x, g)
+
+
+def _frame_expmap(x, w, *, curvature=-1.0):
+    """exp_x(P_{o→x} w) for w in the origin frame (angle clamped along w)."""
+    return _origin_op(_expmap_origin, curvature, ("x", "w"), x, w)
+
+
+def _frame_retract(x, w, *, curvature=-1.0):
+    """project(x + P_{o→x} w), the first-order retraction from the origin frame."""
+    return _origin_op(_retract_origin, curvature, ("x", "w"), x, w)
+
+
+def _frame_transp(x, y, w, *, curvature=-1.0):
+    """P_{y→o} P_{x→y} P_{o→x} w: transport x → y seen in the origin frame (a rotation)."""
+    return _origin_op(_transp_origin, curvature, ("x", "y", "w"), x, y, w)
 
 
 def _geodesic(tt, x, y, c):
@@ -537,9 +670,12 @@ def pairwise_dist(x: ArrayLike, y: ArrayLike, *, curvature: ArrayLike = -1.0) ->
 def transp(x: ArrayLike, y: ArrayLike, v: ArrayLike, *, curvature: ArrayLike = -1.0) -> jax.Array:
     """Parallel transport of v ∈ T_x along the geodesic to y:
 
-    P v = v + c⟨y, v⟩_L / (1 − c⟨x, y⟩_L) · (x + y).
+    P v = v + c⟨y, v⟩_L / (1 − c⟨x, y⟩_L) · (x + y),
 
-    Preserves the metric: ⟨P u, P v⟩_L = ⟨u, v⟩_L, and P v ∈ T_y.
+    computed as P_{o→y} H P_{x→o} v through the origin o (module docstring), so that far
+    points do not amplify the rounding of v (⟨y, v⟩_L above cancels there). ``v`` is read by
+    its spatial part. Preserves the metric: ⟨P u, P v⟩_L = ⟨u, v⟩_L, and P v ∈ T_y.
+    Shape ``broadcast(x, y, v).shape``.
     """
     (x, y, v), c, out, _ = _prep(curvature, points=(("x", x), ("y", y), ("v", v)))
     return _fused(_transp, out, (), x, y, v, c)

@@ -82,7 +82,8 @@ class RiemannianSGDState(NamedTuple):
     Attributes:
       count: number of updates taken (int32 scalar); a schedule is evaluated at it.
       momentum: the momentum buffer, tangent vectors at the current points (same pytree as
-        params), parallel-transported after every step; ``None`` when ``momentum == 0``.
+        params; on Lorentz leaves in the origin frame, see ``MANIFOLDS``),
+        parallel-transported after every step; ``None`` when ``momentum == 0``.
     """
 
     count: jax.Array
@@ -94,7 +95,8 @@ class RiemannianAdamState(NamedTuple):
 
     Attributes:
       count: number of updates taken (int32 scalar).
-      mu: first moment (tangent vectors at the current points), transported every step.
+      mu: first moment (tangent vectors at the current points; on Lorentz leaves in the
+        origin frame, see ``MANIFOLDS``), transported every step.
       nu: second moment, one scalar per point: each leaf has shape ``(..., 1)``.
       nu_max: running maximum of ``nu`` (AMSGrad), or ``None`` when ``amsgrad=False``.
     """
@@ -166,14 +168,19 @@ def _learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> jax.
 class _Geometry(NamedTuple):
     """What a Riemannian step needs from the manifold of a leaf.
 
+    Tangent vectors (the Riemannian gradient, momentum buffers, steps) are held in one
+    representation per manifold: at the point itself on the ball, in the origin frame on
+    the hyperboloid (below). ``rgrad(x, g)`` gives the Riemannian gradient in it,
+    ``expmap`` / ``retract`` move along it, ``transp(x, y, v)`` carries it from x to y, and
     ``sq(x, u)`` is the statistic of Adam's second moment: the Riemannian squared norm, one
     scalar per point (``(..., 1)``), or per coordinate for Euclidean leaves (optax's Adam).
     """
 
     project: Callable
-    egrad2rgrad: Callable
+    rgrad: Callable
     sq: Callable
     expmap: Callable
+    retract: Callable
     transp: Callable
     per_point: bool
 
@@ -183,22 +190,38 @@ def _euclid_project(x, *, curvature):
     return x
 
 
+def _ball_retract(x, u, *, curvature):
+    return poincare.project(x + u, curvature=curvature)
+
+
+def _frame_sq(x, u, curvature):
+    # origin-frame vectors have time component 0: ‖u‖²_L is the Euclidean ‖u‖²
+    del x, curvature
+    return jnp.sum(u * u, axis=-1, keepdims=True)
+
+
 MANIFOLDS: dict[str, _Geometry] = {
     "poincare": _Geometry(
         poincare.project,
         poincare.egrad2rgrad,
         lambda x, u, curvature: poincare.inner(x, u, u, curvature=curvature, keepdims=True),
         poincare.expmap,
+        _ball_retract,
         poincare.transp,
         True,
     ),
+    # Tangent vectors at far hyperboloid points are ill-conditioned in ambient coordinates
+    # (a radial part √c·x₀ times their norm, whose rounding swamps the vector beyond
+    # x₀ ≈ 1/ε); momenta held there grow by that rounding at every transport until they
+    # overflow. So Lorentz leaves keep them parallel-transported to the origin, where the
+    # metric is Euclidean, and carry them by the holonomy rotation.
     "lorentz": _Geometry(
         lorentz.project,
-        lorentz.egrad2rgrad,
-        # ‖u‖_L² through norm, which clamps the (rounding-level) negative values of ⟨u, u⟩_L.
-        lambda x, u, curvature: lorentz.norm(x, u, curvature=curvature, keepdims=True) ** 2,
-        lorentz.expmap,
-        lorentz.transp,
+        lorentz._frame_rgrad,
+        _frame_sq,
+        lorentz._frame_expmap,
+        lorentz._frame_retract,
+        lorentz._frame_transp,
         True,
     ),
     "euclidean": _Geometry(
@@ -206,13 +229,19 @@ MANIFOLDS: dict[str, _Geometry] = {
         lambda x, g, curvature: g,
         lambda x, u, curvature: u * u,
         lambda x, u, curvature: x + u,
+        lambda x, u, curvature: x + u,
         lambda x, y, v, curvature: v,
         False,
     ),
 }
 """The manifolds a leaf can live on (the ``manifold=`` argument of the transforms):
 ``"poincare"`` (ball points ``(..., d)``), ``"lorentz"`` (hyperboloid points ``(..., d+1)``,
-``spiraljax.geometry.lorentz``) and ``"euclidean"`` (any shape; plain SGD/Adam)."""
+``spiraljax.geometry.lorentz``) and ``"euclidean"`` (any shape; plain SGD/Adam).
+
+On Lorentz leaves the optimiser states hold tangent vectors in the *origin frame*: a
+tangent vector v at x is stored as P_{x→o} v, its parallel transport to the origin o
+along the geodesic o–x (time component 0, ⟨·,·⟩_L Euclidean there). This is the same
+optimiser (transport is an isometry); only the coordinates of the state differ."""
 
 
 def _check_manifold(tag: Any) -> _Geometry:
@@ -258,9 +287,8 @@ def _retract(
 ) -> jax.Array:
     """Move from the point x along the tangent vector u; result projected onto the manifold."""
     geometry = MANIFOLDS[manifold]
-    if retraction == "expmap":
-        return geometry.expmap(x, u, curvature=curvature)  # already projected
-    return geometry.project(x + u, curvature=curvature)
+    move = geometry.expmap if retraction == "expmap" else geometry.retract
+    return move(x, u, curvature=curvature)  # already projected
 
 
 def riemannian_sgd_step(
@@ -291,7 +319,7 @@ def riemannian_sgd_step(
     _check_learning_rate(learning_rate)
     geometry = _check_manifold(manifold)
     x = geometry.project(x, curvature=curvature)
-    rgrad = geometry.egrad2rgrad(x, egrad, curvature=curvature)
+    rgrad = geometry.rgrad(x, egrad, curvature=curvature)
     lr = jnp.asarray(learning_rate).astype(rgrad.dtype)
     return _retract(x, -lr * rgrad, curvature, retraction, manifold).astype(x.dtype)
 
@@ -381,7 +409,7 @@ def riemannian_sgd(
             work = guards.compute_dtype(p.dtype)
             p_work = p.astype(work)
             x = geometry.project(p_work, curvature=curvature)
-            rgrad = geometry.egrad2rgrad(x, g.astype(work), curvature=curvature)
+            rgrad = geometry.rgrad(x, g.astype(work), curvature=curvature)
             step_lr = lr.astype(work)
             if b is None:
                 y = _retract(x, -step_lr * rgrad, curvature, retraction, tag)
@@ -491,7 +519,7 @@ def riemannian_adam(
             bc1 = 1 - jnp.asarray(b1, work) ** t
             bc2 = 1 - jnp.asarray(b2, work) ** t
             x = geometry.project(p_work, curvature=curvature)
-            rgrad = geometry.egrad2rgrad(x, g.astype(work), curvature=curvature)
+            rgrad = geometry.rgrad(x, g.astype(work), curvature=curvature)
             sq = geometry.sq(x, rgrad, curvature=curvature)
             m = b1 * m + (1 - b1) * rgrad
             v = b2 * v + (1 - b2) * sq

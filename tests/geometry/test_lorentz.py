@@ -1,11 +1,13 @@
 """Lorentz (hyperboloid) model: identities, geoopt agreement, isometry to the ball, extremes,
 bad input, and jit / vmap / grad."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spiraljax.geometry import lorentz as L
@@ -146,6 +148,31 @@ def test_near_and_far_points_accurate():
     np.testing.assert_allclose(far, np.arcsinh(2 * r) - np.arcsinh(r), rtol=1e-5)
 
 
+def test_float32_transport_between_far_points():
+    # At distance 10 a tangent vector's ambient coordinates are ~1e4 times its norm. The
+    # transport must not amplify their rounding: the textbook v + ⟨y, v⟩_L/(1/c − ⟨x, y⟩_L)·(x + y)
+    # takes ⟨y, v⟩_L as a difference of terms ~1e8 times larger (errors ~6x the norm here).
+    rng = np.random.default_rng(9)
+    n = 64
+    o = np.asarray(L.origin(3, batch_shape=(n,), dtype=F64))
+
+    def at(p, w):  # the tangent vector at p whose transport to the origin is (0, w)
+        return np.asarray(L.transp(o, p, np.c_[np.zeros(n), w]))
+
+    dirs = rng.normal(size=(n, 3))
+    x = np.asarray(L.expmap0(np.c_[np.zeros(n), 10 * dirs / np.linalg.norm(dirs, axis=1)[:, None]]))
+    x = np.asarray(L.project(x.astype(F32).astype(F64)))
+    y = np.asarray(L.project(L.expmap(x, at(x, rng.normal(size=(n, 3)) / 2)).astype(F32)))
+    v = at(x, rng.normal(size=(n, 3))).astype(F32)
+    got = np.asarray(L.transp(x.astype(F32), y, v), F64)
+    y, v = y.astype(F64), v.astype(F64)
+    want = np.asarray(L.transp(x, y, v))
+    # tangent vectors are read by their spatial part; measure the error in the origin frame
+    err = np.linalg.norm(L.transp(y, o, got - want), axis=-1)
+    size = np.linalg.norm(L.transp(x, o, v), axis=-1)
+    assert np.max(err / size) < 1e-2, np.max(err / size)
+
+
 def test_small_curvature_tends_to_euclidean():
     rng = np.random.default_rng(5)
     xs, ys = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
@@ -232,9 +259,18 @@ def _ray(direction, norm):
     return np.r_[0.0, s].astype(np.float32)
 
 
+@functools.cache
+def _values_and_grads_of_all():
+    """One jitted function: every FUNCS entry's value and its gradient in (x, y, u, K)."""
+
+    def both(f, *args):
+        return f(*args), jax.grad(lambda *a: jnp.sum(f(*a)), argnums=(0, 1, 2, 3))(*args)
+
+    return jax.jit(lambda x, y, u, k: {name: both(f, x, y, u, k) for name, f in FUNCS.items()})
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    name=st.sampled_from(sorted(FUNCS)),
     xn=st.sampled_from([0.0, 1e-15, 1e-6, 1.0, 1e3, 1e8, 1e15, 1e30]),
     yn=st.sampled_from([0.0, 1e-15, 1.0, 1e6, 1e15]),
     un=st.sampled_from([0.0, 1e-15, 1.0, 1e6]),
@@ -242,22 +278,19 @@ def _ray(direction, norm):
     same=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_float32_extremes_finite(name, xn, yn, un, k, same, seed):
-    # Known gap (docs/concepts/lorentz.md): the *gradients* of expmap / egrad2rgrad overflow
-    # for points at the float32 spatial-norm cap (1e8) with tangents / gradients of 1e6.
-    assume(not (name in ("expmap", "egrad2rgrad") and xn >= 1e8 and un >= 1e6))
+def test_float32_extremes_finite(xn, yn, un, k, same, seed):
+    # Every function on every drawn input (one compiled function; K traced, as for grad).
     rng = np.random.default_rng(seed)
     dx = rng.normal(size=3)
     x = _ray(dx, xn)
     y = x.copy() if same else _ray(rng.normal(size=3) if yn else dx, yn)
     u = _ray(rng.normal(size=3), un)
     u[0] = np.float32(rng.normal() * un)
-    f = FUNCS[name]
-    value = f(x, y, u, k)
-    assert np.all(np.isfinite(np.asarray(value))), (name, value)
-    grads = jax.grad(lambda *a: jnp.sum(f(*a)), argnums=(0, 1, 2, 3))(x, y, u, k)
-    for g in grads:
-        assert np.all(np.isfinite(np.asarray(g))), (name, grads)
+    results = _values_and_grads_of_all()(x, y, u, np.float32(k))
+    for name, (value, grads) in results.items():
+        assert value.dtype == F32 and np.all(np.isfinite(np.asarray(value))), (name, value)
+        for g in grads:
+            assert np.all(np.isfinite(np.asarray(g))), (name, grads)
 
 
 def test_float32_far_points_stay_on_hyperboloid():
