@@ -614,7 +614,7 @@ def _wrapped_normal_log_prob(z, mean, scale, c):
 def wrapped_normal_log_prob(
     z: ArrayLike, mean: ArrayLike, scale: ArrayLike, *, curvature: ArrayLike = -1.0
 ) -> jax.Array:
-    r"""Log density of the wrapped normal on the hyperboloid (Nagano et al. 2019, eq. 5),
+    r"""Log density of the wrapped normal on the hyperboloid (Nagano et al. 2019),
     with respect to its Riemannian volume.
 
     The distribution: v ~ N(0, diag(scale²)) on the spatial coordinates of T_o at the origin
@@ -636,7 +636,7 @@ def wrapped_normal_log_prob(
       Log densities ``broadcast(z, mean).shape[:-1]``.
 
     Reference: Y. Nagano, S. Yamaguchi, Y. Fujita, M. Koyama, *A Wrapped Normal Distribution
-    on Hyperbolic Space for Gradient-Based Learning*, ICML 2019, Algorithm 1 and eq. 5.
+    on Hyperbolic Space for Gradient-Based Learning*, ICML 2019.
     """
     (z, mean), c, out, _ = _prep(curvature, points=(("z", z), ("mean", mean)))
     d = z.shape[-1] - 1

@@ -858,8 +858,8 @@ def wrapped_normal_log_prob(
 
     log p(z) = log N(v; 0, diag(scale²)) − d log 2 − (d − 1) log( sinh(√c r) / (√c r) ),
 
-    the change of variables of exp_μ ∘ P_{0→μ} (Nagano et al. 2019, eq. 5; Mathieu et al.
-    2019, eq. 5 with their u = λ_μ log_μ z = 2v, whence the 2^{−d}). The density is relative
+    the change of variables of exp_μ ∘ P_{0→μ} (Nagano et al. 2019; Mathieu et al. 2019,
+    with their u = λ_μ log_μ z = 2v, whence the 2^{−d}). The density is relative
     to dvol(z) = λ_z^d dz: add d·log λ_z for the density in the ball's coordinates. At c = 0
     it is the Gaussian N(z; μ, scale²) over dvol = 2^d dz.
 

@@ -2,8 +2,8 @@
 
 Deliberately in the papers' form, not spiraljax's: λ_x, cosh/sinh/arsinh of the full
 arguments, Ungar's Möbius addition, arccosh distances, loops over positions and heads,
-scipy's Beta function. Shimizu et al. 2021 (HNN++) eqs. 6–7, §3.3–3.5; Chen et al. 2022
-eq. 3; Nagano et al. 2019 eq. 5; Mathieu et al. 2019 eq. 5.
+scipy's Beta function. Shimizu et al. 2021 (HNN++) §3.1–3.5; Chen et al. 2022 §3.2;
+Nagano et al. 2019; Mathieu et al. 2019.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def dist(x, y, c):
 
 
 def hnnpp_mlr(x, z, r, c):
-    """HNN++ eq. 6: v_k = 2‖z_k‖/√c · arsinh(λ_x⟨√c x, [z_k]⟩cosh(2√c r_k)
+    """HNN++ §3.1: v_k = 2‖z_k‖/√c · arsinh(λ_x⟨√c x, [z_k]⟩cosh(2√c r_k)
     − (λ_x − 1)sinh(2√c r_k))."""
     x, z, r = _a(x), _a(z), _a(r)
     zn = np.linalg.norm(z, axis=-1)
@@ -65,7 +65,7 @@ def hnnpp_mlr(x, z, r, c):
 
 
 def hnnpp_fc(x, z, r, c):
-    """HNN++ eq. 7: y = w/(1 + √(1 + c‖w‖²)), w_k = sinh(√c v_k)/√c (then the margin)."""
+    """HNN++ §3.2: y = w/(1 + √(1 + c‖w‖²)), w_k = sinh(√c v_k)/√c (then the margin)."""
     w = np.sinh(np.sqrt(c) * hnnpp_mlr(x, z, r, c)) / np.sqrt(c)
     return project(w / (1 + np.sqrt(1 + c * np.sum(w * w, -1, keepdims=True))), c)
 
@@ -91,7 +91,7 @@ def beta_split(x, sizes, c):
 
 
 def conv1d(x, z, r, c, stride=1, pad=(0, 0), dilation=1):
-    """HNN++ §3.4 by loops: β-concat of each receptive field, then eq. 7. x (L, C_in)."""
+    """HNN++ §3.4 by loops: β-concat of each receptive field, then the FC layer. x (L, C_in)."""
     x = _a(x)
     ch = x.shape[1]
     xp = np.concatenate([np.zeros((pad[0], ch)), x, np.zeros((pad[1], ch))])
@@ -147,7 +147,7 @@ def attention(params, x, ctx, c, mask=None):
 
 
 def lorentz_linear(params, x, c, eps=0.1):
-    """Chen et al. 2022 eq. 3 with the time offset (1 + ε)/√c."""
+    """Chen et al. 2022 §3.2 with the time offset (1 + ε)/√c."""
     w, b, ls = _a(params["weight"]), _a(params["bias"]), float(params["log_scale"])
     xs = _a(x)[..., 1:]
     x0 = np.sqrt(1 / c + np.sum(xs * xs, -1, keepdims=True))
@@ -176,7 +176,7 @@ def _log_normal(v, scale):
 
 
 def wrapped_normal_log_prob_ball(z, mu, scale, c):
-    """Mathieu et al. 2019 eq. 5 with Σ = (2·scale)², u = λ_μ log_μ z (metric at 0 = 4I)."""
+    """Mathieu et al. 2019 with Σ = (2·scale)², u = λ_μ log_μ z (metric at 0 = 4I)."""
     z, mu = _a(z), _a(mu)
     d = z.shape[-1]
     s = mobius_add(-mu, z, c)
@@ -192,7 +192,7 @@ def _minkowski(u, v):
 
 
 def wrapped_normal_log_prob_lorentz(z, mu, scale, c):
-    """Nagano et al. 2019 eq. 5 (curvature −c): v = PT_{μ→o}(log_μ z)."""
+    """Nagano et al. 2019 (curvature −c): v = PT_{μ→o}(log_μ z)."""
     z, mu = _a(z), _a(mu)
     d = z.shape[-1] - 1
     alpha = -c * _minkowski(mu, z)

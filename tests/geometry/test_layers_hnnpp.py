@@ -36,7 +36,8 @@ def test_unidirectional_mlr_and_fc_match_the_paper(k):
     y = G.poincare_linear.apply(prm, x, curvature=k)
     assert y.shape == (6, 4)
     assert_close(y, ref.hnnpp_fc(x, prm["z"], prm["r"], c), F64, 100)
-    # The derivation of eq. 6: Ganea's MLR with offset q_k = exp₀(r_k [z_k]) and normal z_k.
+    # How the unidirectional MLR is derived: Ganea's MLR with offset q_k = exp₀(r_k [z_k])
+    # and normal z_k.
     z, r = np.asarray(prm["z"]), np.asarray(prm["r"])
     q = ref.expmap0(r[:, None] * z / np.linalg.norm(z, axis=-1, keepdims=True), c)
     ganea = G.poincare_mlr.apply({"p": jnp.asarray(q), "a": prm["z"]}, x, curvature=k)

@@ -1,5 +1,5 @@
 """Fully hyperbolic layers on the hyperboloid: the Lorentz linear layer (Chen et al. 2022,
-eq. 3), space-part normalisation and activation — against float64 references, on the
+§3.2), space-part normalisation and activation — against float64 references, on the
 manifold, jit / vmap / grad, float32 extremes and bad input (d vs d+1, K ≥ 0)."""
 
 import jax

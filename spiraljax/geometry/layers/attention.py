@@ -2,7 +2,7 @@ r"""Poincaré multi-head attention (HNN++, Shimizu et al. 2021, §3.5).
 
 Queries, keys and values are Poincaré fully connected layers of the inputs, each β-split
 into H heads of n/H coordinates. Head h scores query i against key j by the negative
-distance, α^h_ij = softmax_j(−τ_h d(q^h_i, k^h_j)) (Gulcehre et al. 2019, eq. 6: the
+distance, α^h_ij = softmax_j(−τ_h d(q^h_i, k^h_j)) (Gulcehre et al. 2019, §3: the
 bias −γ of their f(−τ d − γ) cancels in the softmax), and aggregates the values by the
 Möbius gyromidpoint
 

@@ -96,7 +96,7 @@ def _lorentz_linear_core(x, w, b, log_scale, c, *, eps):
 def _lorentz_linear_apply(
     params: Params, x: ArrayLike, *, curvature: ArrayLike = -1.0, eps: float = 0.1
 ) -> jax.Array:
-    r"""Lorentz linear layer (Chen et al. 2022, §3.2, eq. 3):
+    r"""Lorentz linear layer (Chen et al. 2022, §3.2):
 
     h = W x + b,  y₀ = λ σ(h₀) + (1 + ε)/√c,  y_s = √(y₀² − 1/c) · h_s / ‖h_s‖,
 

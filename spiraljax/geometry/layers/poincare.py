@@ -288,7 +288,7 @@ def _unidirectional_mlr_core(x, z, r, c):
 
 
 def _poincare_fc_core(x, z, r, c, eps):
-    """HNN++ eq. 7: y = w / (1 + √(1 + c‖w‖²)), w_k = sinh(√c v_k(x))/√c."""
+    """HNN++ §3.2: y = w / (1 + √(1 + c‖w‖²)), w_k = sinh(√c v_k(x))/√c."""
     v = _unidirectional_mlr_core(x, z, r, c)
     cv2 = c * v * v
     # With w = e^s w̃: y = w̃ / (e^{−s} + √(e^{−2s} + c‖w̃‖²)) exactly; s = max√c|v| − T when
@@ -336,7 +336,7 @@ def _unidirectional_mlr_init(
 def _unidirectional_mlr_apply(
     params: Params, x: ArrayLike, *, curvature: ArrayLike = -1.0
 ) -> jax.Array:
-    r"""HNN++ unidirectional MLR logits (Shimizu et al. 2021, §3.1, eq. 6):
+    r"""HNN++ unidirectional MLR logits (Shimizu et al. 2021, §3.1):
 
     v_k(x) = (2‖z_k‖/√c) · arsinh( λ_x ⟨√c x, [z_k]⟩ cosh(2√c r_k) − (λ_x − 1) sinh(2√c r_k) ),
 
@@ -381,7 +381,7 @@ def _poincare_linear_init(
 def _poincare_linear_apply(
     params: Params, x: ArrayLike, *, curvature: ArrayLike = -1.0
 ) -> jax.Array:
-    r"""HNN++ Poincaré fully connected layer (Shimizu et al. 2021, §3.2, eq. 7):
+    r"""HNN++ Poincaré fully connected layer (Shimizu et al. 2021, §3.2):
 
     y = w / (1 + √(1 + c‖w‖²)),  w_k = (1/√c) sinh(√c v_k(x)),
 
