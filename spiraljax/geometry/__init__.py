@@ -13,7 +13,21 @@ from spiraljax.geometry.guards import (
     is_concrete,
     safe_sqrt,
 )
-from spiraljax.geometry.layers import Layer, hyperbolic_cross_entropy, mobius_linear, poincare_mlr
+from spiraljax.geometry.layers import (
+    Layer,
+    beta_concat,
+    beta_split,
+    hyperbolic_cross_entropy,
+    lorentz_activation,
+    lorentz_linear,
+    lorentz_norm,
+    mobius_linear,
+    poincare_attention,
+    poincare_conv1d,
+    poincare_linear,
+    poincare_mlr,
+    unidirectional_mlr,
+)
 from spiraljax.geometry.poincare import (
     conformal_factor,
     dist,
@@ -39,12 +53,15 @@ from spiraljax.geometry.poincare import (
     transp0back,
     weighted_midpoint,
     wrapped_normal,
+    wrapped_normal_log_prob,
 )
 
 __all__ = [
     "Layer",
     "as_float",
     "ball_eps",
+    "beta_concat",
+    "beta_split",
     "check_curvature",
     "check_same_dim",
     "compute_dtype",
@@ -66,6 +83,9 @@ __all__ = [
     "logmap",
     "logmap0",
     "lorentz",
+    "lorentz_activation",
+    "lorentz_linear",
+    "lorentz_norm",
     "mobius_add",
     "mobius_linear",
     "mobius_matvec",
@@ -74,12 +94,17 @@ __all__ = [
     "norm",
     "pairwise_dist",
     "poincare",
+    "poincare_attention",
+    "poincare_conv1d",
+    "poincare_linear",
     "poincare_mlr",
     "project",
     "safe_sqrt",
     "transp",
     "transp0",
     "transp0back",
+    "unidirectional_mlr",
     "weighted_midpoint",
     "wrapped_normal",
+    "wrapped_normal_log_prob",
 ]

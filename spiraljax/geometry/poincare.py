@@ -55,6 +55,7 @@ from spiraljax.geometry.guards import (
     curvature_to_c,
     is_concrete,
     safe_sqrt,
+    sinh_ratio,
     tanh_ratio,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
     "transp0back",
     "weighted_midpoint",
     "wrapped_normal",
+    "wrapped_normal_log_prob",
 ]
 
 ArrayLike = Any
@@ -809,3 +811,72 @@ def wrapped_normal(
         ) from None
     static = (("eps", eps), ("shape", (*batch, mean.shape[-1])))
     return _fused(_wrapped_normal, out, static, key, mean, scale, c)
+
+
+def _log_sinh_ratio(w):
+    """log(sinh(√w)/√w) for w ≥ 0, without overflow: log of ``sinh_ratio`` up to √w = 20,
+    √w + log1p(−e^{−2√w}) − log(2√w) beyond (where sinh would overflow float32 at ~89)."""
+    big = w > 400.0
+    small = jnp.log(sinh_ratio(jnp.where(big, 1.0, w)))
+    a = jnp.sqrt(jnp.where(big, w, 400.0))
+    return jnp.where(big, a + jnp.log1p(-jnp.exp(-2 * a)) - jnp.log(2 * a), small)
+
+
+def _diag_normal_log_prob(v, scale):
+    """log N(v; 0, diag(scale²)) summed over the last axis."""
+    d = v.shape[-1]
+    v, scale = jnp.broadcast_arrays(v, scale)
+    quad = jnp.sum(jnp.square(v / scale), axis=-1)
+    return -0.5 * quad - jnp.sum(jnp.log(scale), axis=-1) - 0.5 * d * np.log(2 * np.pi)
+
+
+def _wrapped_normal_log_prob(z, mean, scale, c):
+    d = z.shape[-1]
+    v = _transp0back(mean, _logmap(mean, z, c), c)  # P_{μ→0} log_μ z, in T₀ coordinates
+    r = _dist(mean, z, c)[..., 0]
+    return _diag_normal_log_prob(v, scale) - d * np.log(2.0) - (d - 1) * _log_sinh_ratio(c * r * r)
+
+
+def _check_log_prob_scale(scale, d):
+    shape = np.shape(scale)
+    if shape and shape[-1] not in (1, d):
+        raise ValueError(
+            f"scale of shape {shape} must be a scalar or broadcast against the {d} coordinates "
+            "of the tangent space at the origin"
+        )
+    if is_concrete(scale) and np.any(np.asarray(scale, dtype=np.float64) <= 0):
+        raise ValueError(f"scale={np.asarray(scale)} must be > 0")
+
+
+def wrapped_normal_log_prob(
+    z: ArrayLike, mean: ArrayLike, scale: ArrayLike, *, curvature: ArrayLike = -1.0
+) -> jax.Array:
+    r"""Log density of ``wrapped_normal`` with respect to the Riemannian volume of the ball.
+
+    With v = P_{μ→0}(log_μ z) = log_μ(z)/(1 − c‖μ‖²) (the tangent vector at the origin that
+    ``wrapped_normal`` maps to z) and r = d(μ, z) = 2‖v‖ (the metric at 0 is 4·I):
+
+    log p(z) = log N(v; 0, diag(scale²)) − d log 2 − (d − 1) log( sinh(√c r) / (√c r) ),
+
+    the change of variables of exp_μ ∘ P_{0→μ} (Nagano et al. 2019; Mathieu et al. 2019,
+    with their u = λ_μ log_μ z = 2v, whence the 2^{−d}). The density is relative
+    to dvol(z) = λ_z^d dz: add d·log λ_z for the density in the ball's coordinates. At c = 0
+    it is the Gaussian N(z; μ, scale²) over dvol = 2^d dz.
+
+    Args:
+      z: points ``(..., d)``.
+      mean: points ``(..., d)`` (broadcast against ``z``).
+      scale: standard deviations > 0, a scalar or broadcasting against ``(..., d)``, as
+        given to ``wrapped_normal``.
+
+    Returns:
+      Log densities ``broadcast(z, mean).shape[:-1]``.
+
+    References: Y. Nagano et al., *A Wrapped Normal Distribution on Hyperbolic Space for
+    Gradient-Based Learning*, ICML 2019; E. Mathieu et al., *Continuous Hierarchical
+    Representations with Poincaré Variational Auto-Encoders*, NeurIPS 2019.
+    """
+    (z, mean), c, out, _ = _prep(curvature, points=(("z", z), ("mean", mean)))
+    _check_log_prob_scale(scale, z.shape[-1])
+    (scale,), _, _ = as_float(("scale", scale))
+    return _fused(_wrapped_normal_log_prob, out, (), z, mean, scale.astype(z.dtype), c)
