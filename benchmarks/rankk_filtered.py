@@ -68,7 +68,7 @@ def mid_variants(n, k):
     base = fsel.plan_mid(n, k)
     out = {"default": base}
     if base is not None:
-        for a in (0, 2):
+        for a in (1, 2):
             out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
         for m in (2048, 4096, 16384):
             p = fsel.plan_mid(n, k, sample=m)
@@ -82,8 +82,12 @@ def variants(n, k):
     out = {"default": base}
     if base is None:
         return out
-    for a in (0, 2):
-        out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
+    for a in (0, 1, 2):
+        if a != base.atomic:
+            out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
+    for w in (4, 16):
+        if w != base.warps:
+            out[f"warps{w}"] = dataclasses.replace(base, warps=w, atomic=1)
     if base.groups:
         out["refine0"] = dataclasses.replace(base, refine=0)
         out["refine8"] = dataclasses.replace(base, refine=8)

@@ -85,7 +85,7 @@ def test_row_bound_path(search, atomic):
     _check(_data(np.random.default_rng(3), 1, n, jnp.float32), k, "top", p)
 
 
-@pytest.mark.parametrize(("refine", "running", "atomic"), [(0, False, 2), (6, True, 0)])
+@pytest.mark.parametrize(("refine", "running", "atomic"), [(0, False, 2), (6, True, 1)])
 def test_chunk_bound_options(refine, running, atomic):
     n, k = 2048, 20
     p = dataclasses.replace(fsel.plan_filter(n, k), refine=refine, running=running, atomic=atomic)

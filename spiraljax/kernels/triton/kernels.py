@@ -127,7 +127,11 @@ def scan(
                 # The largest bound any chunk of this row has published so far (each is a
                 # lower bound of the row's k-th key), kept biased in the counter's 2nd word.
                 run = (cnt_ptr + 2 * r + 1).to(tl.pointer_type(tl.uint32))
-                prev = tl.atomic_max(run, (t ^ I32_MIN).to(tl.uint32, bitcast=True))
+                biased = (t ^ I32_MIN).to(tl.uint32, bitcast=True)
+                if ATOMIC > 0:
+                    prev = tl.atomic_max(run, biased, sem="relaxed")
+                else:
+                    prev = tl.atomic_max(run, biased)
                 t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
             keep = valid & (key >= t)
         if ATOMIC == 2:
