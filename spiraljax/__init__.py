@@ -6,6 +6,7 @@ never imports GPU-only modules:
 
 * ``spiraljax.geometry`` / ``spiraljax.poincare`` / ``spiraljax.lorentz`` — Poincaré-ball and
   Lorentz (hyperboloid) math, layers.
+* ``spiraljax.nn`` — hyperbolic network layers: the geometry layers and HGCN graph convolutions.
 * ``spiraljax.optim`` — Riemannian optax transforms, tapes, the topos guard transform.
 * ``spiraljax.implicit`` / ``spiraljax.solvers`` — implicit and unrolled hypergradients.
 * ``spiraljax.zspace`` — token-free text encoder and Z-space barycenters.
@@ -28,7 +29,7 @@ _SUBMODULES = {
     "geometry": "spiraljax.geometry",
     "poincare": "spiraljax.geometry.poincare",
     "lorentz": "spiraljax.geometry.lorentz",
-    "nn": "spiraljax.geometry.layers",
+    "nn": "spiraljax.nn",
     "optim": "spiraljax.optim",
     "implicit": "spiraljax.implicit",
     "solvers": "spiraljax.implicit.solvers",

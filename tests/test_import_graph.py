@@ -105,6 +105,73 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
+#: Import floors (STYLE.md): a package may import its own modules and packages on lower
+#: floors; floor-1 packages import nothing else from spiraljax. The package root
+#: (``spiraljax/__init__.py``, a lazy namespace) and ``__main__`` are outside the floors.
+FLOORS = {
+    "geometry": 1,
+    "spiralk": 1,
+    "topos": 2,
+    "zspace": 2,
+    "kernels": 2,
+    "optim": 3,
+    "implicit": 3,
+    "distributed": 3,
+    "nn": 3,
+    "interop": 4,
+    "embedding": 4,
+    "data": 4,
+    "cli": 4,
+}
+OUTSIDE_FLOORS = {"spiraljax", "spiraljax.__main__"}
+
+
+def _package(module: str) -> str:
+    return module.split(".")[1]
+
+
+def floor_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for every import that goes up a floor (or sideways from floor 1)."""
+    bad = []
+    for a, targets in graph.items():
+        if a in OUTSIDE_FLOORS:
+            continue
+        pa = _package(a)
+        for b in sorted(targets - OUTSIDE_FLOORS):
+            pb = _package(b)
+            if pa == pb:
+                continue
+            fa, fb = FLOORS[pa], FLOORS[pb]
+            if fb > fa or (fb == fa and fa == 1):
+                bad.append(f"{a} (floor {fa}) -> {b} (floor {fb})")
+    return bad
+
+
+def test_every_package_has_a_floor():
+    packages = {_package(m) for m in _modules() if m not in OUTSIDE_FLOORS}
+    assert packages <= set(FLOORS), f"packages without a floor: {sorted(packages - set(FLOORS))}"
+
+
+def test_imports_run_down_the_floors():
+    assert floor_violations(import_graph()) == []
+
+
+def test_floor_check_finds_a_planted_violation():
+    graph = {"spiraljax.geometry.x": {"spiraljax.nn.hgcn"}, "spiraljax.nn.hgcn": set()}
+    assert floor_violations(graph) == [
+        "spiraljax.geometry.x (floor 1) -> spiraljax.nn.hgcn (floor 3)"
+    ]
+    graph = {"spiraljax.geometry.x": {"spiraljax.spiralk.parser"}}
+    assert len(floor_violations(graph)) == 1
+    assert floor_violations({"spiraljax.embedding.x": {"spiraljax.nn.hgcn"}}) == []
+
+
+def test_nn_imports_only_geometry():
+    graph = import_graph()
+    used = {_package(b) for a, t in graph.items() if a.startswith("spiraljax.nn") for b in t}
+    assert used <= {"nn", "geometry"}, used
+
+
 def test_graph_sees_function_local_imports():
     graph = import_graph()
     # dispatch.py imports the Pallas kernels only inside a function (lazily).

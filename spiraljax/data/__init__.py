@@ -18,6 +18,10 @@ of the synset, and its sense number in WordNet's ``index.noun``. The WordNet lic
 The WordNet 3.0 noun hierarchy (82,115 nouns, 743,241 closure edges) ships as its
 transitive reduction; ``load_noun_closure`` (``spiraljax/data/nouns.py``) computes and
 caches the closure.
+
+``closure_split`` (``spiraljax/data/splits.py``) splits a closure for link prediction as
+Ganea, Bécigneul & Hofmann (2018) do: basic edges in training, held-out non-basic edges
+with negatives.
 """
 
 from spiraljax.data.edges import (
@@ -28,10 +32,14 @@ from spiraljax.data.edges import (
     transitive_closure,
 )
 from spiraljax.data.nouns import closure_under, load_noun_closure
+from spiraljax.data.splits import ClosureSplit, basic_edge_mask, closure_split
 
 __all__ = [
     "MAMMAL_CLOSURE",
+    "ClosureSplit",
     "EdgeList",
+    "basic_edge_mask",
+    "closure_split",
     "closure_under",
     "load_edges",
     "load_mammal_closure",

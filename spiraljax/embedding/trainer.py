@@ -484,6 +484,7 @@ def train(
     *,
     progress: bool = True,
     callback: Callable[[int, float], Any] | None = None,
+    table_callback: Callable[[int, jax.Array], Any] | None = None,
 ) -> EmbedResult:
     """Train Poincaré embeddings of ``graph`` (module docstring).
 
@@ -492,15 +493,23 @@ def train(
       config: training settings.
       progress: show a tqdm progress bar (loss, relations/s).
       callback: called as ``callback(epoch, loss)`` after every epoch.
+      table_callback: called as ``table_callback(epoch, table)`` after every epoch with the
+        current embedding table (a device array, rows as in ``EmbedResult.embedding``), e.g.
+        to evaluate checkpoints; it must not keep the array past the call (the next epoch
+        reuses its buffer).
 
     Returns:
       An ``EmbedResult``.
     """
     with x64_context(config.dtype):
-        return _train(graph, config, progress=progress, callback=callback)
+        return _train(
+            graph, config, progress=progress, callback=callback, table_callback=table_callback
+        )
 
 
-def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) -> EmbedResult:
+def _train(
+    graph: EdgeList, config: EmbedConfig, *, progress: bool, callback, table_callback=None
+) -> EmbedResult:
     from tqdm import tqdm
 
     dtype = jnp.dtype(config.dtype)
@@ -572,6 +581,8 @@ def _train(graph: EdgeList, config: EmbedConfig, *, progress: bool, callback) ->
         bar.set_postfix(postfix)
         if callback is not None:
             callback(e, losses[e])
+        if table_callback is not None:
+            table_callback(e, table[: graph.num_nodes])
         if config.time_budget is not None and elapsed >= config.time_budget:
             break
     train_seconds = time.perf_counter() - start
