@@ -36,6 +36,7 @@ CALLS = {
     "weighted_midpoint": lambda k: G.weighted_midpoint(X, curvature=k),
     "frechet_mean": lambda k: G.frechet_mean(X, curvature=k, maxiter=2),
     "wrapped_normal": lambda k: G.wrapped_normal(jax.random.key(0), Y, 1.0, curvature=k),
+    "wrapped_normal_log_prob": lambda k: G.wrapped_normal_log_prob(X, Y, 1.0, curvature=k),
 }
 
 

@@ -146,6 +146,14 @@ CASES = {
             jnp.asarray(r.uniform(0.1, 0.5, (*b, 1, 3)), dt),
         ),
     ),
+    "wrapped_normal_log_prob": (
+        lambda z, mean, scale, k: G.wrapped_normal_log_prob(z, mean, scale, curvature=k),
+        lambda r, dt, b: (
+            _pts(r, (*b, 4, 3), dt, 0.5),
+            _pts(r, (*b, 4, 3), dt, 0.5),
+            jnp.asarray(r.uniform(0.3, 1.0, (*b, 1, 3)), dt),
+        ),
+    ),
 }
 NAMES = sorted(CASES)
 
