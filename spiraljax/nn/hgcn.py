@@ -52,6 +52,8 @@ import numpy as np
 from spiraljax.geometry import lorentz
 from spiraljax.geometry.guards import check_curvature, is_concrete
 from spiraljax.geometry.layers import Layer
+from spiraljax.geometry.layers._common import _check_features
+from spiraljax.geometry.layers._common import _check_float_dtype as _check_dtype
 
 __all__ = [
     "add_self_loops",
@@ -72,19 +74,6 @@ LEAKY_SLOPE = 0.2  # GAT's negative slope
 # --------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------
-
-
-def _check_features(**sizes: int) -> None:
-    for name, n in sizes.items():
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"{name}={n!r} must be a positive int")
-
-
-def _check_dtype(dtype: Any) -> jnp.dtype:
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"dtype={dtype} must be a floating dtype")
-    return dtype
 
 
 def _check_hyperboloid_curvature(curvature: ArrayLike, name: str) -> None:
