@@ -98,6 +98,33 @@ def test_chunk_bound_options(refine, running, atomic):
     )
 
 
+@pytest.mark.parametrize(
+    ("n", "k", "pipeline", "atomic", "stages"),
+    [(4096, 20, 2, 1, 1), (3000, 20, 4, 0, 3), (2048, 300, 3, 1, 2), (5000, 64, 2, 2, 2)],
+)
+def test_pipelined_chunks_are_exact(n, k, pipeline, atomic, stages):
+    # Several chunks per scan program (chunk counts not a multiple of the pipeline
+    # included: the last program's surplus chunks are all masked out).
+    base = fsel.plan_filter(n, k, chunk=512)
+    p = dataclasses.replace(base, pipeline=pipeline, atomic=atomic, stages=stages)
+    assert p.chunks > pipeline
+    for nasty in (False, True):
+        x = _data(np.random.default_rng(n + k), 2, n, jnp.float32, nasty=nasty)
+        _check(x, k, "top", p, expect_ok=None if nasty else True)
+        _check(x, k, "bottom", p, expect_ok=None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("atomic", 3), ("pipeline", 0), ("stages", 0), ("pipeline", 2.0)]
+)
+def test_bad_launch_parameters_are_refused(field, value):
+    base = fsel.plan_filter(4096, 20)
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(base, **{field: value})
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(fsel.plan_mid(4096, 20), **{field: value})
+
+
 def test_segmented_rows_merge_exactly():
     n, k = 3000, 12
     p = fsel.plan_filter(n, k, segment=1024)
@@ -166,3 +193,37 @@ def test_survivor_estimate():
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind='mid'"):
         fsel.filtered_indices(jnp.zeros((2, 64)), 4, "mid", interpret=True)
+
+
+def _check_mid(x, k, p, *, expect_ok=True):
+    idx, ok = jax.jit(lambda a: fsel.filtered_mid_indices(a, k, p, interpret=True))(x)
+    ref = xla_indices(x, k, "mid")
+    if expect_ok is not None:
+        assert bool(ok) is expect_ok
+    if bool(ok):
+        np.testing.assert_array_equal(np.asarray(idx), np.asarray(ref))
+    out = fsel.select_mid_indices(x, k, p, interpret=True)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "sample", "atomic", "pipeline"),
+    [
+        (4096, 16, 8192, 0, 1),  # the sample is the whole row: the band is exact
+        (20000, 50, 2048, 0, 1),  # a sampled band
+        (20000, 50, 2048, 1, 2),
+        (9000, 7, 1024, 2, 3),
+    ],
+)
+def test_filtered_midk_is_exact(n, k, sample, atomic, pipeline):
+    p = dataclasses.replace(fsel.plan_mid(n, k, sample=sample), atomic=atomic, pipeline=pipeline)
+    rng = np.random.default_rng(n + k)
+    _check_mid(_data(rng, 2, n, jnp.float32), k, p)
+    _check_mid(_data(rng, 2, n, jnp.float32, nasty=True), k, p, expect_ok=None)
+
+
+def test_filtered_midk_band_failure_takes_the_fallback():
+    n, k = 20000, 50
+    p = fsel.plan_mid(n, k, sample=2048)
+    x = _data(np.random.default_rng(1), 2, n, jnp.float32).at[1, :].set(0.5)
+    _check_mid(x, k, p, expect_ok=False)  # one long tie: the band holds every key

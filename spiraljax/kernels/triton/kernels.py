@@ -62,97 +62,111 @@ def scan(
     RUNNING: tl.constexpr = 0,
     SB: tl.constexpr = 32,
     ATOMIC: tl.constexpr = 0,
+    PIPE: tl.constexpr = 1,
+    STAGES: tl.constexpr = 1,
 ):
+    tl.static_assert(PIPE == 1 or MODE == 1 or MODE == 2)
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
-    c = tl.program_id(1)
     start = (r % nseg) * seg_len
     # The chunk as a [GR, C // GR] tile: row g of the tile is group g (no reshape needed).
     GR: tl.constexpr = G if G > 0 else 1
     lane = tl.arange(0, GR)[:, None] * (C // GR) + tl.arange(0, C // GR)[None, :]
-    if MODE == 3:
-        col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
-    else:
-        col = c * C + lane  # column inside the segment
-    valid = (col < seg_len) & (start + col < n)
-    offs = (r // nseg).to(tl.int64) * n + start + col
-    b = tl.load(x_ptr + offs, mask=valid, other=0)
-    # Order key (keys.signed_key) from the raw bits, integer ops only.
-    if DT == F32:
-        key = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
-        key = tl.where((b & 0x7FFFFFFF) > 0x7F800000, tl.where(b < 0, I32_MIN, 0x7FFFFFFF), key)
-    elif DT == BF16 or DT == F16:
-        b = b.to(tl.int32)  # int16 bits, sign-extended
-        key = tl.where(b < 0, b ^ 0x7FFF, b)
-        inf = 0x7F80 if DT == BF16 else 0x7C00
-        key = tl.where((b & 0x7FFF) > inf, tl.where(b < 0, -32768, 32767), key)
-    elif DT == I32:
-        key = b
-    else:
-        key = b ^ I32_MIN
-    if BOTTOM:
-        key = ~key
-    key = tl.where(valid, key, I32_MIN)
-    if MODE == 0:
-        gi = tl.arange(0, GR)
-        tl.store(gm_ptr + r * (tl.num_programs(1) * G) + c * G + gi, tl.max(key, axis=1))
-    elif MODE == 3:
-        tl.store(gm_ptr + r.to(tl.int64) * C + lane, key)
-    else:
-        if MODE == 2:
-            hi = tl.load(gm_ptr + r)
-            keep = valid & (key >= tl.load(thr_ptr + r)) & (key <= hi)
-            above = tl.sum(tl.sum((valid & (key > hi)).to(tl.int32), axis=1), axis=0)
-            tl.atomic_add(cnt_ptr + 2 * r + 1, above)
+    base = (r // nseg).to(tl.int64) * n + start
+    # PIPE consecutive chunks per program (modes 1 and 2); with STAGES > 1 Triton's
+    # pipeliner issues the next chunks' loads (into shared memory) while this chunk's
+    # atomics round-trip.
+    c0 = tl.program_id(1) * PIPE
+    t_prev = r * 0 + I32_MIN  # the best bound an earlier chunk of this program found
+    for j in tl.range(0, PIPE, num_stages=STAGES):
+        if MODE == 3:
+            col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
         else:
-            t = r * 0 + I32_MIN
-            if G > 0:
-                # G >= K groups each hold a key >= the least group maximum: a safe bound
-                # (over the groups with a valid key; fewer than K of them: no bound).
-                gmax = tl.max(key, axis=1)
-                gvalid = tl.max(valid.to(tl.int32), axis=1)
-                lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
-                lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
-                if REFINE > 0:
-                    # Bisection in key space, every step verified by a count: stays safe.
-                    hi = tl.max(gmax, axis=0)
-                    for _ in range(REFINE):
-                        mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
-                        got = tl.sum(tl.sum((key >= mid).to(tl.int32), axis=1), axis=0)
-                        lo = tl.where(got >= K, mid, lo)
-                        hi = tl.where(got >= K, hi, mid - 1)
-                t = lo
-            if HINT:
-                t = tl.maximum(t, tl.load(thr_ptr + r))
-            if RUNNING:
-                # The largest bound any chunk of this row has published so far (each is a
-                # lower bound of the row's k-th key), kept biased in the counter's 2nd word.
-                run = (cnt_ptr + 2 * r + 1).to(tl.pointer_type(tl.uint32))
-                biased = (t ^ I32_MIN).to(tl.uint32, bitcast=True)
-                if ATOMIC > 0:
-                    prev = tl.atomic_max(run, biased, sem="relaxed")
-                else:
-                    prev = tl.atomic_max(run, biased)
-                t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
-            keep = valid & (key >= t)
-        if ATOMIC == 2:
-            # One atomic per program reserves the survivors' slots; a prefix count over the
-            # tile (row-major, i.e. column order) places each survivor.
-            ki = keep.to(tl.int32)
-            per_group = tl.sum(ki, axis=1)
-            base = tl.atomic_add(cnt_ptr + 2 * r, tl.sum(per_group, axis=0), sem="relaxed")
-            before = tl.cumsum(per_group, axis=0) - per_group
-            pos = base + before[:, None] + tl.cumsum(ki, axis=1) - ki
-        elif ATOMIC == 1:
-            # One relaxed atomic per survivor: only the slot is needed, no ordering.
-            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep, sem="relaxed")
+            col = (c0 + j) * C + lane  # column inside the segment
+        valid = (col < seg_len) & (start + col < n)
+        b = tl.load(x_ptr + base + col, mask=valid, other=0)
+        # Order key (keys.signed_key) from the raw bits, integer ops only.
+        if DT == F32:
+            key = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
+            key = tl.where((b & 0x7FFFFFFF) > 0x7F800000, tl.where(b < 0, I32_MIN, 0x7FFFFFFF), key)
+        elif DT == BF16 or DT == F16:
+            b = b.to(tl.int32)  # int16 bits, sign-extended
+            key = tl.where(b < 0, b ^ 0x7FFF, b)
+            inf = 0x7F80 if DT == BF16 else 0x7C00
+            key = tl.where((b & 0x7FFF) > inf, tl.where(b < 0, -32768, 32767), key)
+        elif DT == I32:
+            key = b
         else:
-            # One atomic per survivor gives its slot (survivors are few; no prefix sum).
-            pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
-        idx = (start + col).to(tl.int64)
-        packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
-        # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
-        cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
-        tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
+            key = b ^ I32_MIN
+        if BOTTOM:
+            key = ~key
+        key = tl.where(valid, key, I32_MIN)
+        if MODE == 0:
+            gi = tl.arange(0, GR)
+            row_out = r * (tl.num_programs(1) * G) + (c0 + j) * G
+            tl.store(gm_ptr + row_out + gi, tl.max(key, axis=1))
+        elif MODE == 3:
+            tl.store(gm_ptr + r.to(tl.int64) * C + lane, key)
+        else:
+            if MODE == 2:
+                hi = tl.load(gm_ptr + r)
+                keep = valid & (key >= tl.load(thr_ptr + r)) & (key <= hi)
+                above = tl.sum(tl.sum((valid & (key > hi)).to(tl.int32), axis=1), axis=0)
+                tl.atomic_add(cnt_ptr + 2 * r + 1, above)
+            else:
+                t = r * 0 + I32_MIN
+                if G > 0:
+                    # G >= K groups each hold a key >= the least group maximum: a safe
+                    # bound (over the groups with a valid key; fewer than K: no bound).
+                    gmax = tl.max(key, axis=1)
+                    gvalid = tl.max(valid.to(tl.int32), axis=1)
+                    lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
+                    lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
+                    if REFINE > 0:
+                        # Bisection in key space, every step verified by a count: safe.
+                        hi = tl.max(gmax, axis=0)
+                        for _ in range(REFINE):
+                            mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
+                            got = tl.sum(tl.sum((key >= mid).to(tl.int32), axis=1), axis=0)
+                            lo = tl.where(got >= K, mid, lo)
+                            hi = tl.where(got >= K, hi, mid - 1)
+                    t = lo
+                if HINT:
+                    t = tl.maximum(t, tl.load(thr_ptr + r))
+                # Every bound found is a lower bound of the row's k-th key: keep the best.
+                t = tl.maximum(t, t_prev)
+                if RUNNING:
+                    # The largest bound any chunk of this row has published so far, kept
+                    # biased in the counter's 2nd word.
+                    run = (cnt_ptr + 2 * r + 1).to(tl.pointer_type(tl.uint32))
+                    biased = (t ^ I32_MIN).to(tl.uint32, bitcast=True)
+                    if ATOMIC > 0:
+                        prev = tl.atomic_max(run, biased, sem="relaxed")
+                    else:
+                        prev = tl.atomic_max(run, biased)
+                    t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
+                t_prev = t
+                keep = valid & (key >= t)
+            if ATOMIC == 2:
+                # One atomic per chunk reserves the survivors' slots; a prefix count over
+                # the tile (row-major, i.e. column order) places each survivor.
+                ki = keep.to(tl.int32)
+                per_group = tl.sum(ki, axis=1)
+                got = tl.sum(per_group, axis=0)
+                slot0 = tl.atomic_add(cnt_ptr + 2 * r, got, sem="relaxed")
+                before = tl.cumsum(per_group, axis=0) - per_group
+                pos = slot0 + before[:, None] + tl.cumsum(ki, axis=1) - ki
+            elif ATOMIC == 1:
+                # One relaxed atomic per survivor: only the slot is needed, no ordering.
+                ones = tl.zeros_like(col)
+                pos = tl.atomic_add(cnt_ptr + 2 * r + ones, 1, mask=keep, sem="relaxed")
+            else:
+                # One atomic per survivor gives its slot (survivors are few; no prefix sum).
+                pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
+            idx = (start + col).to(tl.int64)
+            packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
+            # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
+            cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
+            tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
 
 
 def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.constexpr = 0):

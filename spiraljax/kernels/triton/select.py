@@ -74,6 +74,10 @@ class FilterParams:
         are timed on a GPU); 1, one relaxed atomic each (a slot needs no ordering:
         ``pick`` runs after the launch ends); 2, one relaxed atomic per program reserving
         all its survivors' slots, placed by a prefix count over the tile.
+      pipeline: consecutive chunks per ``scan`` program (1: one chunk per program).
+      stages: Triton software-pipelining stages of that loop (``tl.range(num_stages=)``):
+        with ``stages > 1`` the next chunks' loads go to shared memory while this
+        chunk's atomics round-trip (1: no pipelining).
     """
 
     seg_len: int
@@ -87,6 +91,16 @@ class FilterParams:
     running: bool = True
     search_kth: bool = True
     atomic: int = 0
+    pipeline: int = 1
+    stages: int = 1
+
+    def __post_init__(self):
+        if self.atomic not in (0, 1, 2):
+            raise ValueError(f"atomic must be 0, 1 or 2, got {self.atomic!r}")
+        for name in ("pipeline", "stages"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
     @property
     def chunks(self) -> int:
@@ -230,7 +244,7 @@ def _launches(
     steps.append(
         (
             "scan",
-            (vr, p.chunks),
+            (vr, -(-p.chunks // p.pipeline)),
             ("x", "thr" if p.row_groups else "none32", "none32"),
             (("cnt", (vr, 2), np.int32), ("cand", (vr, 2 * p.capacity), np.int32)),
             dict(
@@ -239,6 +253,8 @@ def _launches(
                 CAP=p.capacity,
                 MODE=1,
                 HINT=int(bool(p.row_groups)),
+                PIPE=p.pipeline,
+                STAGES=p.stages,
             ),
             p.warps,
             ("cnt",),
@@ -512,6 +528,7 @@ class MidParams:
       capacity: candidate slots per row.
       sigmas: half-width of the band, in standard deviations of the sample quantile.
       atomic: how survivors get their buffer slots (as ``FilterParams.atomic``).
+      pipeline, stages: the ``scan`` loop over chunks (as ``FilterParams``).
     """
 
     sample: int
@@ -521,6 +538,16 @@ class MidParams:
     warps: int = 8
     pick_warps: int = 8
     atomic: int = 0
+    pipeline: int = 1
+    stages: int = 1
+
+    def __post_init__(self):
+        if self.atomic not in (0, 1, 2):
+            raise ValueError(f"atomic must be 0, 1 or 2, got {self.atomic!r}")
+        for name in ("pipeline", "stages"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
 
 def _band_ranks(n: int, k: int, p: MidParams) -> tuple[int, int, int]:
@@ -589,10 +616,20 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
     steps.append(
         (
             "scan",
-            (rows, nch),
+            (rows, -(-nch // p.pipeline)),
             ("x", "lo", "hi"),
             (("cnt", (rows, 2), np.int32), ("cand", (rows, 2 * p.capacity), np.int32)),
-            dict(common, C=p.chunk, G=0, CAP=p.capacity, MODE=2, SB=SAMPLE_BLOCK, ATOMIC=p.atomic),
+            dict(
+                common,
+                C=p.chunk,
+                G=0,
+                CAP=p.capacity,
+                MODE=2,
+                SB=SAMPLE_BLOCK,
+                ATOMIC=p.atomic,
+                PIPE=p.pipeline,
+                STAGES=p.stages,
+            ),
             p.warps,
             ("cnt",),
         )
