@@ -237,15 +237,27 @@ def write_results(args, gpu, bw, torch, results):
         if "results" in data:  # an older single-section file
             data = {}
     data["gpu" if gpu else "cpu"] = {"meta": meta, "results": results}
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=1)
+    _write_atomic(path, json.dumps(data, indent=1))
+    return write_md(data, args.out)
+
+
+def write_md(data: dict, out: str) -> str:
+    """``rankk.md`` from the sections of ``rankk.json`` (both modes where present)."""
     parts = [
         table(data[s]["meta"], data[s]["results"], s == "gpu") for s in ("gpu", "cpu") if s in data
     ]
     md = "\n".join(parts) + NOTES
-    with open(os.path.join(args.out, "rankk.md"), "w") as fh:
-        fh.write(md)
+    _write_atomic(os.path.join(out, "rankk.md"), md)
     return md
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def check_sweep():

@@ -68,36 +68,44 @@ def mid_variants(n, k):
     base = fsel.plan_mid(n, k)
     out = {"default": base}
     if base is not None:
-        for a in (1, 2):
-            out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
-        for m in (2048, 4096, 16384):
+        rep = dataclasses.replace
+        out["a1"] = rep(base, atomic=1)
+        out["a1w16"] = rep(base, atomic=1, warps=16)
+        out["a1p4s3"] = rep(base, atomic=1, pipeline=4, stages=3)
+        out["a1w16p4s3"] = rep(base, atomic=1, warps=16, pipeline=4, stages=3)
+        for m in (2048, 16384):
             p = fsel.plan_mid(n, k, sample=m)
             if p is not None and p.sample != base.sample:
-                out[f"sample{m}"] = p
+                out[f"a1sample{m}"] = rep(p, atomic=1)
     return out
 
 
 def variants(n, k):
+    """Launch-parameter variants: slot atomics (a), warps (w), chunks per program (p) and
+    their pipelining stages (s), no running bound (norun), no bisection (refine0, planned
+    for it: its buffer is sized for the looser bound), the other chunk size."""
     base = fsel.plan_filter(n, k)
     out = {"default": base}
     if base is None:
         return out
-    for a in (0, 1, 2):
-        if a != base.atomic:
-            out[f"atomic{a}"] = dataclasses.replace(base, atomic=a)
-    for w in (4, 16):
-        if w != base.warps:
-            out[f"warps{w}"] = dataclasses.replace(base, warps=w, atomic=1)
+    rep = dataclasses.replace
+    wide = 16 if base.chunk >= 8192 else 8
+    out["a1"] = w = rep(base, atomic=1)
+    if wide != base.warps:
+        out[f"a1w{wide}"] = w = rep(base, atomic=1, warps=wide)
+    if wide == 8:
+        out["a1w4"] = rep(base, atomic=1, warps=4)
+    out[f"a1w{wide}norun"] = rep(w, running=False)
+    for pipe, st in ((4, 1), (2, 2), (4, 2), (4, 3), (8, 3)):
+        if base.chunks >= 2 * pipe:
+            out[f"a1w{wide}p{pipe}s{st}"] = rep(w, pipeline=pipe, stages=st)
     if base.groups:
-        out["refine0"] = dataclasses.replace(base, refine=0)
-        out["refine8"] = dataclasses.replace(base, refine=8)
-        out["norunning"] = dataclasses.replace(base, running=False)
-    if base.row_groups:
-        out["kth_sort"] = dataclasses.replace(base, search_kth=False)
+        r0 = fsel.plan_filter(n, k, refine=0)
+        out[f"a1w{wide}refine0"] = rep(r0, atomic=1, warps=wide)
     c = base.chunk * 2 if base.chunk < 8192 else base.chunk // 2
     p = fsel.plan_filter(n, k, chunk=c)
     if p is not None and p.chunk != base.chunk:
-        out[f"chunk{p.chunk}"] = p
+        out[f"a1chunk{p.chunk}"] = rep(p, atomic=1, warps=16 if p.chunk >= 8192 else 8)
     return out
 
 
@@ -209,13 +217,17 @@ def main():
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--variants", action="store_true")
-    ap.add_argument("--profile", default="", help="R:C:K,...: one warm call each (for ncu)")
+    ap.add_argument(
+        "--profile", default="", help="R:C:K[:VARIANT],...: one warm call each (for ncu)"
+    )
     args = ap.parse_args()
     if args.profile:
         for s in args.profile.split(","):
-            r, c, k = (int(v) for v in s.split(":"))
+            f = s.split(":")
+            r, c, k = (int(v) for v in f[:3])
+            p = variants(c, k)[f[3] if len(f) > 3 else "default"]
             x = jax.random.normal(jax.random.PRNGKey(0), (r, c), jnp.float32)
-            f = jax.jit(lambda x, k=k: fsel.select_indices(x, k, "top"))
+            f = jax.jit(lambda x, k=k, p=p: fsel.select_indices(x, k, "top", p))
             jax.block_until_ready(f(x))
             jax.block_until_ready(f(x))
         return

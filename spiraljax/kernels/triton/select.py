@@ -175,6 +175,7 @@ def plan_filter(
         warps=8 if c >= 4096 else 4,
         pick_warps=pick_warps,
         refine=refine if g else 0,
+        running=bool(g),  # without chunk bounds every chunk's bound is the same
     )
 
 
