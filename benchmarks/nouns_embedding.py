@@ -58,6 +58,13 @@ CANDIDATES: dict[str, dict] = {
     "rsgd-b4096-lr180-cosine": {"lr": 180.0, "lr_schedule": "cosine"},
     "rsgd-b2048-lr60": {"batch_size": 2048},
     "radam-b4096-lr0.3": {"optimizer": "radam", "lr": 0.3},
+    # Per-row step cap (EmbedConfig.max_step): larger learning rates without the
+    # top-of-hierarchy nodes' summed steps throwing them across the ball.
+    "rsgd-b4096-lr120-cap0.3": {"max_step": 0.3},
+    "rsgd-b4096-lr240-cap0.3": {"lr": 240.0, "max_step": 0.3},
+    "rsgd-b4096-lr480-cap0.3": {"lr": 480.0, "max_step": 0.3},
+    "rsgd-b8192-lr960-cap0.3": {"batch_size": 8192, "lr": 960.0, "max_step": 0.3},
+    "rsgd-b8192-lr480-cap0.3": {"batch_size": 8192, "lr": 480.0, "max_step": 0.3},
 }
 DEFAULT_CANDIDATES = "rsgd-b4096-lr120,rsgd-b4096-lr120-cosine"
 MAX_EPOCHS = 100_000

@@ -28,7 +28,8 @@ Recipe of the reference implementation (facebookresearch/poincare-embeddings
 
 Beyond the reference (``EmbedConfig``): Riemannian Adam instead of RSGD
 (``optimizer="radam"``), a cosine decay of the learning rate after burn-in
-(``lr_schedule="cosine"``) and a wall-clock budget (``time_budget``). The large-batch recipe
+(``lr_schedule="cosine"``), a cap on the length of a row's step (``max_step``) and a wall-clock
+budget (``time_budget``). The large-batch recipe
 of the WordNet nouns, with its learning-rate scaling, is in ``spiraljax/embedding/recipes.py``
 and ``docs/how-to/wordnet-nouns.md``.
 
@@ -138,6 +139,13 @@ class EmbedConfig:
       lr_schedule: after burn-in, ``"constant"`` (``lr``, the reference) or ``"cosine"``
         (half a cosine from ``lr`` down to ``lr × 0.01`` at the last step of ``epochs``;
         a run cut short by ``time_budget`` stops before the end of the decay).
+      max_step: cap on the length of one row's step, ``lr·‖rgrad‖`` in the metric at the
+        row (its Riemannian gradient scaled down where longer; the cap holds at the main
+        ``lr``, so burn-in and decayed steps are capped at ``max_step`` times their lr
+        ratio); ``None`` (default, the reference) caps nothing. In a large batch a node of
+        high degree (a top of the hierarchy, in thousands of the batch's pairs) sums as
+        many gradient terms into one step, which can throw it across the ball; the cap
+        keeps such steps bounded while leaving the typical row's step as it is.
       time_budget: stop after the first epoch that ends past this many seconds of
         training (compilation included); ``None`` runs all ``epochs``. The schedule does
         not depend on it (burn-in is still the first ``burn_in`` epochs).
@@ -158,6 +166,7 @@ class EmbedConfig:
     lr_schedule: str = "constant"
     time_budget: float | None = None
     manifold: str = "poincare"
+    max_step: float | None = None
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -188,6 +197,12 @@ class EmbedConfig:
             isinstance(self.time_budget, int | float) and self.time_budget > 0
         ):
             raise ValueError(f"time_budget={self.time_budget!r} must be None or a number > 0")
+        if self.max_step is not None and not (
+            isinstance(self.max_step, int | float)
+            and math.isfinite(self.max_step)
+            and self.max_step > 0
+        ):
+            raise ValueError(f"max_step={self.max_step!r} must be None or a finite number > 0")
         if self.manifold not in ("poincare", "lorentz"):
             raise ValueError(f"manifold={self.manifold!r} must be 'poincare' or 'lorentz'")
         if self.batch_size % self.devices:
@@ -300,8 +315,24 @@ def _sample_negatives(key, u, tables: _Tables, k: int, burn_in):
     return cand, (cand != u[..., None]) & ~is_nbr
 
 
-def _update_rows(optimizer, table, grad, rows, opt_state, curvature, manifold="poincare"):
+def _cap_row_steps(g, x, max_rgrad, curvature, manifold):
+    """Scale each row of the Euclidean gradient ``g`` so that its Riemannian gradient at
+    ``x`` has norm ≤ ``max_rgrad`` (rows under the cap, and zero rows, are unchanged).
+
+    rgrad is linear in g, so scaling g by s scales rgrad (and the step) by s.
+    """
+    model = lorentz if manifold == "lorentz" else poincare
+    size = model.norm(x, model.egrad2rgrad(x, g, curvature=curvature), curvature=curvature)
+    scale = jnp.minimum(1.0, max_rgrad / jnp.maximum(size, jnp.finfo(g.dtype).tiny))
+    return g * scale[..., None].astype(g.dtype)
+
+
+def _update_rows(
+    optimizer, table, grad, rows, opt_state, curvature, manifold="poincare", max_rgrad=None
+):
     """Riemannian SGD on the rows ``rows`` of ``table`` (all rows when ``rows`` is None).
+
+    ``max_rgrad``: cap on every row's Riemannian gradient norm (``_cap_row_steps``), or None.
 
     A row whose gradient is zero is kept bit-for-bit: mathematically RSGD leaves it where it
     is, but ``project(x + (expmap(x, 0) − x))`` may move it by an ulp, and keeping it exact
@@ -310,13 +341,17 @@ def _update_rows(optimizer, table, grad, rows, opt_state, curvature, manifold="p
     """
     g = grad if rows is None else grad[rows]
     x = table if rows is None else table[rows]
+    if max_rgrad is not None:
+        g = _cap_row_steps(g, x, max_rgrad, curvature, manifold)
     updates, opt_state = optimizer.update(g, opt_state, x)
     new = apply_updates(x, updates, curvature=curvature, manifold=manifold)
     new = jnp.where(jnp.any(g != 0, axis=-1, keepdims=True), new, x)
     return (new if rows is None else table.at[rows].set(new)), opt_state
 
 
-def _update_own_block(optimizer, table, grad, opt_state, curvature, manifold="poincare"):
+def _update_own_block(
+    optimizer, table, grad, opt_state, curvature, manifold="poincare", max_rgrad=None
+):
     """One data-parallel step inside ``shard_map`` over the mesh axis ``"rows"``.
 
     ``table`` (n, d) is replicated and ``grad`` (n, d) is this device's part of the batch
@@ -330,7 +365,9 @@ def _update_own_block(optimizer, table, grad, opt_state, curvature, manifold="po
     grad = jax.lax.psum_scatter(grad, ROWS, scatter_dimension=0, tiled=True)
     start = jax.lax.axis_index(ROWS) * block_rows
     block = jax.lax.dynamic_slice_in_dim(table, start, block_rows)
-    block, opt_state = _update_rows(optimizer, block, grad, None, opt_state, curvature, manifold)
+    block, opt_state = _update_rows(
+        optimizer, block, grad, None, opt_state, curvature, manifold, max_rgrad
+    )
     return jax.lax.all_gather(block, ROWS, tiled=True), opt_state
 
 
@@ -360,6 +397,7 @@ def _epoch_function(
     lr_schedule: str = "constant",
     steps_total: int = 0,
     manifold: str = "poincare",
+    max_step: float | None = None,
 ):
     """``(optimizer, epoch)``: the RSGD transform with the burn-in schedule, and a
     jit-compiled epoch (permute the edges, draw the negatives, ``lax.scan`` over batches).
@@ -376,6 +414,8 @@ def _epoch_function(
     """
     b, k = batch_size, negatives
     lr_burn_in = lr * BURN_IN_LR_MULTIPLIER
+    # A step is lr_t·rgrad with lr_t ≤ lr: capping ‖rgrad‖ at max_step / lr caps its length.
+    max_rgrad = None if max_step is None else max_step / lr
 
     def schedule(count):
         if lr_schedule == "cosine":
@@ -407,11 +447,11 @@ def _epoch_function(
             if mesh is None:
                 rows = None if dense else jnp.concatenate([pairs, negs], axis=1).reshape(-1)
                 table, opt_state = _update_rows(
-                    optimizer, table, grad, rows, opt_state, curvature, manifold
+                    optimizer, table, grad, rows, opt_state, curvature, manifold, max_rgrad
                 )
             else:
                 table, opt_state = _update_own_block(
-                    optimizer, table, grad, opt_state, curvature, manifold
+                    optimizer, table, grad, opt_state, curvature, manifold, max_rgrad
                 )
             return (table, opt_state), total
 
@@ -540,6 +580,7 @@ def _train(
         config.lr_schedule,
         config.epochs * num_batches,
         config.manifold,
+        None if config.max_step is None else float(config.max_step),
     )
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)

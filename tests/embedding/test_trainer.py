@@ -231,6 +231,9 @@ def test_negatives_for_a_grid_of_children():
         ({"lr_schedule": "step"}, "lr_schedule='step'"),
         ({"time_budget": 0}, "time_budget=0"),
         ({"time_budget": -1.0}, "time_budget=-1.0"),
+        ({"max_step": 0.0}, "max_step=0.0"),
+        ({"max_step": float("inf")}, "max_step=inf"),
+        ({"max_step": "1"}, "max_step='1'"),
     ],
 )
 def test_bad_config(kwargs, message):
@@ -280,3 +283,56 @@ def test_cosine_schedule_decays_to_the_floor():
     assert np.all(np.diff(sizes[3:]) < 0)
     np.testing.assert_allclose(sizes[-1], lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 0.9))),
                                rtol=1e-3)  # fmt: skip
+
+
+@pytest.mark.parametrize("manifold", ["poincare", "lorentz"])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_row_step_cap_bounds_the_riemannian_gradient_and_keeps_small_rows(manifold, dtype):
+    from spiraljax.geometry import lorentz
+
+    model = lorentz if manifold == "lorentz" else poincare
+    rng = np.random.default_rng(3)
+    x = model.project(jnp.asarray(rng.uniform(-0.5, 0.5, (6, 4)), dtype))
+    if manifold == "lorentz":
+        x = model.project(jnp.concatenate([jnp.zeros_like(x[:, :1]), x], axis=1))
+    g = jnp.asarray(rng.normal(size=x.shape), dtype)
+    g = g * jnp.asarray([1e-3, 1e-3, 10.0, 100.0, 0.0, 1e3], dtype)[:, None]
+    size = model.norm(x, model.egrad2rgrad(x, g))
+    cap = 0.5
+    capped = trainer_module._cap_row_steps(g, x, cap, -1.0, manifold)
+    new_size = np.asarray(model.norm(x, model.egrad2rgrad(x, capped)))
+    tol = 1e-5 if dtype == jnp.float32 else 1e-12
+    small = np.asarray(size) <= cap
+    assert small[:2].all() and not small[2:4].any()
+    np.testing.assert_array_equal(np.asarray(capped)[small], np.asarray(g)[small])  # untouched
+    np.testing.assert_allclose(new_size[~small], cap, rtol=tol)  # scaled onto the cap
+    assert np.all(np.isfinite(np.asarray(capped)))
+    # direction kept: capped rows are positive multiples of the original rows
+    cos = np.sum(np.asarray(capped) * np.asarray(g), -1)[~small]
+    assert np.all(cos > 0)
+
+
+@pytest.mark.parametrize("manifold", ["poincare", "lorentz"])
+def test_max_step_bounds_how_far_a_row_moves_in_one_step(manifold):
+    from spiraljax.geometry import lorentz
+
+    model = lorentz if manifold == "lorentz" else poincare
+    # batch ≥ edges and no burn-in: every epoch is one step at the main lr
+    base = dict(dim=2, epochs=2, lr=50.0, negatives=8, burn_in=0, batch_size=64, seed=2,
+                manifold=manifold)  # fmt: skip
+
+    def tables(**kw):
+        seen = []
+        train(TREE, EmbedConfig(**base, **kw), progress=False,
+              table_callback=lambda e, t: seen.append(np.array(t)))  # fmt: skip
+        return seen
+
+    free = tables()
+    capped = tables(max_step=0.05)
+    moved_free = np.asarray(model.dist(free[0], free[1]))
+    moved = np.asarray(model.dist(capped[0], capped[1]))
+    assert moved_free.max() > 0.5  # without the cap this lr throws rows far
+    assert moved.max() <= 0.05 * (1 + 1e-6) and moved.max() > 0.04
+    # a cap no step reaches changes nothing, bit for bit
+    same = tables(max_step=1e6)
+    np.testing.assert_array_equal(same[1], free[1])
