@@ -40,7 +40,7 @@ def test_embed_tiny_tsv(tiny, tmp_path, capsys):
     assert metrics["config"] == {
         "dim": 2, "epochs": 2, "lr": 0.1, "negatives": 3, "burn_in": 1, "batch_size": 3,
         "seed": 3, "curvature": -1.0, "dtype": "float32", "retraction": "expmap",
-        "optimizer": "rsgd", "lr_schedule": "constant", "time_budget": None,
+        "optimizer": "rsgd", "lr_schedule": "constant", "time_budget": None, "max_step": None,
         "manifold": "poincare",
     }  # fmt: skip
     assert metrics["num_edges"] == 6 and 1.0 <= metrics["mean_rank"]
@@ -99,9 +99,11 @@ def test_embed_dataset_recipes_and_lr_scaling():
     # A batch without an lr: the lr scales linearly with the batch; an explicit lr wins.
     args = parser.parse_args(["embed", "--dataset", "nouns", "--batch-size", "1024"])
     assert cli.embed._embed_config(args, "nouns").lr == pytest.approx(30.0)
-    args = parser.parse_args(["embed", "--batch-size", "1024", "--lr", "7", "--time-budget", "9"])
+    args = parser.parse_args(
+        ["embed", "--batch-size", "1024", "--lr", "7", "--time-budget", "9", "--max-step", "0.3"]
+    )
     cfg = cli.embed._embed_config(args, "mammals")
-    assert (cfg.lr, cfg.batch_size, cfg.time_budget) == (7.0, 1024, 9.0)
+    assert (cfg.lr, cfg.batch_size, cfg.time_budget, cfg.max_step) == (7.0, 1024, 9.0, 0.3)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +112,7 @@ def test_embed_dataset_recipes_and_lr_scaling():
         ["embed", "--dataset", "birds"],
         ["embed", "--dataset", "nouns", "--data", "x.tsv"],
         ["embed", "--time-budget", "0"],
+        ["embed", "--max-step", "-1"],
         ["embed", "--optimizer", "lbfgs"],
     ],
 )

@@ -196,6 +196,13 @@ def register_embed(subparsers) -> None:
         help="stop training after the epoch that passes this many seconds (default: none)",
     )
     p.add_argument(
+        "--max-step",
+        type=_positive_float,
+        default=None,
+        help="cap on the Riemannian length of one row's step, for large batches at a high "
+        "learning rate (default: none)",
+    )
+    p.add_argument(
         "--eval-sample",
         type=_positive_int,
         default=None,
@@ -210,7 +217,7 @@ def _embed_config(args: argparse.Namespace, dataset: str):
     from spiraljax.embedding.recipes import recipe
 
     overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    for k in ("optimizer", "lr_schedule", "time_budget"):
+    for k in ("optimizer", "lr_schedule", "time_budget", "max_step"):
         if getattr(args, k) is not None:
             overrides[k] = getattr(args, k)
     return recipe(dataset, dtype=args.dtype, devices=args.devices, **overrides)
@@ -346,6 +353,7 @@ def _train_and_report(
             "optimizer": config.optimizer,
             "lr_schedule": config.lr_schedule,
             "time_budget": config.time_budget,
+            "max_step": config.max_step,
             "manifold": config.manifold,
         },
         "final_loss": float(result.losses[-1]),

@@ -260,6 +260,15 @@ def reconstruction_metrics(
         raise ValueError(f"embedding.shape={shape} must be ({graph.num_nodes}, dim)")
     if not (isinstance(curvature, int | float) and math.isfinite(curvature) and curvature < 0):
         raise ValueError(f"curvature={curvature!r} must be finite and < 0")
+    if manifold == "poincare" and shape[0]:
+        # Points on or outside the ball (e.g. a Lorentz table passed without
+        # manifold="lorentz") would be ranked by a meaningless distance.
+        top = float(np.max(np.sum(np.square(np.asarray(embedding, np.float64)), axis=1)))
+        if not top < 1.0 / -curvature:
+            raise ValueError(
+                f"embedding has a row of squared norm {top:.6g} ≥ 1/c = {1.0 / -curvature:.6g}:"
+                " not a point of the ball (hyperboloid points need manifold='lorentz')"
+            )
     if block is None:
         block = block_rows(shape[0], memory_budget=memory_budget)
     elif block < 1:

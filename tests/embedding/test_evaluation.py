@@ -129,6 +129,27 @@ def test_bad_shapes():
         reconstruction_metrics(np.zeros((5, 2), np.float32), HAND)
 
 
+def test_points_outside_the_ball_are_refused():
+    from spiraljax.geometry import lorentz
+
+    n = HAND.num_nodes
+    x = np.full((n, 2), 0.1)
+    x[1] = [0.8, 0.7]  # squared norm 1.13: outside the unit ball
+    with pytest.raises(ValueError, match="squared norm 1.13"):
+        reconstruction_metrics(x, HAND)
+    with pytest.raises(ValueError, match="1/c = 4"):  # K = −0.25: radius 2, this row fits
+        reconstruction_metrics(np.full((n, 2), 1.5), HAND, curvature=-0.25)
+    reconstruction_metrics(x, HAND, curvature=-0.25)
+    x[2, 0] = np.nan
+    with pytest.raises(ValueError, match="squared norm nan"):
+        reconstruction_metrics(x, HAND, curvature=-0.25)
+    # hyperboloid points as ball points: refused, with the hint; fine with manifold=
+    h = np.asarray(lorentz.project(np.concatenate([np.zeros((n, 1)), np.full((n, 2), 0.1)], 1)))
+    with pytest.raises(ValueError, match="manifold='lorentz'"):
+        reconstruction_metrics(h, HAND)
+    reconstruction_metrics(h, HAND, manifold="lorentz")
+
+
 def test_nearest_neighbours_of_embedded_nodes_with_rank_k():
     from spiraljax.kernels.neighbors import nearest_neighbors
 
