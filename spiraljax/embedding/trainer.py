@@ -145,7 +145,9 @@ class EmbedConfig:
         ratio); ``None`` (default, the reference) caps nothing. In a large batch a node of
         high degree (a top of the hierarchy, in thousands of the batch's pairs) sums as
         many gradient terms into one step, which can throw it across the ball; the cap
-        keeps such steps bounded while leaving the typical row's step as it is.
+        keeps such steps bounded while leaving the typical row's step as it is. With
+        ``optimizer="radam"`` the same scaling applies to the gradient fed to Adam, which
+        normalises it: there it does not bound the step.
       time_budget: stop after the first epoch that ends past this many seconds of
         training (compilation included); ``None`` runs all ``epochs``. The schedule does
         not depend on it (burn-in is still the first ``burn_in`` epochs).
