@@ -221,6 +221,7 @@ def main():
         "--profile", default="", help="R:C:K[:VARIANT],...: one warm call each (for ncu)"
     )
     args = ap.parse_args()
+    global variants
     if args.profile:
         for s in args.profile.split(","):
             f = s.split(":")
@@ -231,7 +232,6 @@ def main():
             jax.block_until_ready(f(x))
             jax.block_until_ready(f(x))
         return
-    global variants
     if not args.variants:
         variants = lambda n, k: {"default": fsel.plan_filter(n, k)}  # noqa: E731
     shapes = SHAPES
