@@ -227,3 +227,30 @@ def test_filtered_midk_band_failure_takes_the_fallback():
     p = fsel.plan_mid(n, k, sample=2048)
     x = _data(np.random.default_rng(1), 2, n, jnp.float32).at[1, :].set(0.5)
     _check_mid(x, k, p, expect_ok=False)  # one long tie: the band holds every key
+
+
+@pytest.mark.parametrize(
+    "launches",
+    [
+        lambda: fsel._launches(3, 65536, 128, fsel.plan_filter(65536, 128), 0, False),
+        lambda: fsel._launches(2, 65536, 16, fsel.plan_filter(65536, 16), 0, True),
+        lambda: fsel._mid_launches(2, 65536, 16, fsel.plan_mid(65536, 16), 0)[0],
+    ],
+)
+def test_every_launch_names_every_constexpr(launches):
+    # jax-triton passes omitted constexpr parameters as None (the MODE-0 scan compiled
+    # with PIPE = None on the H200): each launch's constants must name them all.
+    import inspect
+
+    from spiraljax.kernels.triton.kernels import _KERNELS
+
+    for name, _, _, _, consts, _, _ in launches():
+        full = fsel._full_constants(name, consts)
+        params = inspect.signature(_KERNELS[name]).parameters
+        defaulted = {a for a, q in params.items() if q.default is not inspect.Parameter.empty}
+        assert defaulted <= set(full)
+        assert all(full[a] is not None for a in defaulted)
+        if name == "scan":
+            assert isinstance(full["PIPE"], int) and isinstance(full["STAGES"], int)
+    with pytest.raises(TypeError, match="no parameters"):
+        fsel._full_constants("scan", {"NOPE": 1})

@@ -226,7 +226,8 @@ def _launches(
                     ("none32", (1,), np.int32),
                     ("none64", (2,), np.int32),
                 ),
-                dict(common, G=g0, CAP=1, MODE=0, HINT=0),
+                # Every constexpr is passed: jax-triton gives the kernel's defaults None.
+                dict(common, G=g0, CAP=1, MODE=0, HINT=0, PIPE=1, STAGES=1),
                 p.warps,
                 (),
             )
@@ -282,6 +283,23 @@ def _presets(rows: int, consts=()):
     return pre
 
 
+def _full_constants(name: str, consts: dict) -> dict:
+    """``consts`` with every defaulted parameter of kernel ``name`` given explicitly.
+
+    jax-triton passes the kernel's omitted constexpr parameters as None rather than their
+    defaults (a ``PIPE`` left out of the MODE-0 launch made ``PIPE == 1`` false on the
+    H200), so every launch names all of them; the interpreter runs the same dict.
+    """
+    from spiraljax.kernels.triton.kernels import _KERNELS
+
+    params = inspect.signature(_KERNELS[name]).parameters
+    unknown = set(consts) - set(params)
+    if unknown:  # the interpreter drops unknown keywords silently; the compiler would not
+        raise TypeError(f"kernel {name} has no parameters {sorted(unknown)}")
+    defaults = {a: q.default for a, q in params.items() if q.default is not inspect.Parameter.empty}
+    return {**defaults, **consts}
+
+
 def _run_gpu(arrays, steps, presets):
     import jax_triton as jt  # GPU-only, imported lazily
 
@@ -299,7 +317,7 @@ def _run_gpu(arrays, steps, presets):
             num_warps=warps,
             num_stages=1,
             zeroed_outputs=tuple(j for j, (o, _, _) in enumerate(outs) if o in zeroed),
-            **consts,
+            **_full_constants(name, consts),
         )
         env.update({o: v for (o, _, _), v in zip(outs, res, strict=True)})
     return env["idx"], env["cnt"]
@@ -385,11 +403,7 @@ def _run_interpreted(*values, names, steps, presets):
             # Poisoned, except the counters: a slot the kernels forget shows up as garbage.
             env[o] = np.zeros(shape, dtype) if o == "cnt" else np.full(shape, -7, dtype)
         args = [_NpTensor(env[a]) for a in [*ins, *(o for o, _, _ in outs)]]
-        # The interpreter drops unknown keywords silently; the compiler would not.
-        unknown = set(consts) - set(inspect.signature(kernels._KERNELS[name]).parameters)
-        if unknown:
-            raise TypeError(f"kernel {name} has no parameters {sorted(unknown)}")
-        kernels.interpreted(name)[grid](*args, **consts)
+        kernels.interpreted(name)[grid](*args, **_full_constants(name, consts))
     return env["idx"], env["cnt"]
 
 
@@ -592,7 +606,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
                 ("none32", (1,), np.int32),
                 ("none64", (2,), np.int32),
             ),
-            dict(common, C=p.sample, G=0, CAP=1, MODE=3, SB=sb),
+            dict(common, C=p.sample, G=0, CAP=1, MODE=3, SB=sb, PIPE=1, STAGES=1),
             8,
             (),
         )
