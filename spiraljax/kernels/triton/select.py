@@ -53,6 +53,16 @@ CAPACITY_MAX = 8192
 ROW_BOUND_FROM = 1024
 
 
+def _check_launch(p) -> None:
+    """The launch fields shared by ``FilterParams`` and ``MidParams``."""
+    if p.atomic not in (0, 1, 2):
+        raise ValueError(f"atomic must be 0, 1 or 2, got {p.atomic!r}")
+    for name in ("pipeline", "stages"):
+        v = getattr(p, name)
+        if not (isinstance(v, int) and v >= 1):
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class FilterParams:
     """Launch parameters of the filtered selection of rows of ``seg_len`` keys.
@@ -95,12 +105,7 @@ class FilterParams:
     stages: int = 1
 
     def __post_init__(self):
-        if self.atomic not in (0, 1, 2):
-            raise ValueError(f"atomic must be 0, 1 or 2, got {self.atomic!r}")
-        for name in ("pipeline", "stages"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        _check_launch(self)
 
     @property
     def chunks(self) -> int:
@@ -557,12 +562,7 @@ class MidParams:
     stages: int = 1
 
     def __post_init__(self):
-        if self.atomic not in (0, 1, 2):
-            raise ValueError(f"atomic must be 0, 1 or 2, got {self.atomic!r}")
-        for name in ("pipeline", "stages"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        _check_launch(self)
 
 
 def _band_ranks(n: int, k: int, p: MidParams) -> tuple[int, int, int]:
