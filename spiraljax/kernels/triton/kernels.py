@@ -66,8 +66,7 @@ def scan(
     STAGES: tl.constexpr = 1,
 ):
     if PIPE > 1:
-        # A chained ``a or b or c`` inside a static_assert failed to compile for PIPE == 1
-        # (Triton 3.6, MODE 0): keep the condition a plain constexpr expression.
+        # One bound carried across the program's chunks: the per-chunk modes 1 and 2 only.
         tl.static_assert((MODE == 1) | (MODE == 2))
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     start = (r % nseg) * seg_len
