@@ -231,8 +231,7 @@ def _launches(
                     ("none32", (1,), np.int32),
                     ("none64", (2,), np.int32),
                 ),
-                # Every constexpr is passed: jax-triton gives the kernel's defaults None.
-                dict(common, G=g0, CAP=1, MODE=0, HINT=0, PIPE=1, STAGES=1),
+                dict(common, G=g0, CAP=1, MODE=0, HINT=0),
                 p.warps,
                 (),
             )
@@ -288,6 +287,16 @@ def _presets(rows: int, consts=()):
     return pre
 
 
+@functools.cache
+def _kernel_parameters(name: str) -> tuple[frozenset, dict]:
+    """(all parameter names, the defaulted ones with their defaults) of kernel ``name``."""
+    from spiraljax.kernels.triton.kernels import _KERNELS
+
+    params = inspect.signature(_KERNELS[name]).parameters
+    defaults = {a: q.default for a, q in params.items() if q.default is not inspect.Parameter.empty}
+    return frozenset(params), defaults
+
+
 def _full_constants(name: str, consts: dict) -> dict:
     """``consts`` with every defaulted parameter of kernel ``name`` given explicitly.
 
@@ -295,13 +304,10 @@ def _full_constants(name: str, consts: dict) -> dict:
     defaults (a ``PIPE`` left out of the MODE-0 launch made ``PIPE == 1`` false on the
     H200), so every launch names all of them; the interpreter runs the same dict.
     """
-    from spiraljax.kernels.triton.kernels import _KERNELS
-
-    params = inspect.signature(_KERNELS[name]).parameters
-    unknown = set(consts) - set(params)
+    names, defaults = _kernel_parameters(name)
+    unknown = set(consts) - names
     if unknown:  # the interpreter drops unknown keywords silently; the compiler would not
         raise TypeError(f"kernel {name} has no parameters {sorted(unknown)}")
-    defaults = {a: q.default for a, q in params.items() if q.default is not inspect.Parameter.empty}
     return {**defaults, **consts}
 
 
@@ -606,7 +612,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
                 ("none32", (1,), np.int32),
                 ("none64", (2,), np.int32),
             ),
-            dict(common, C=p.sample, G=0, CAP=1, MODE=3, SB=sb, PIPE=1, STAGES=1),
+            dict(common, C=p.sample, G=0, CAP=1, MODE=3, SB=sb),
             8,
             (),
         )
