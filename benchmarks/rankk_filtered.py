@@ -4,11 +4,13 @@
 
 For each shape: exactness of the filtered path against the XLA path (bit-identical
 indices on random data, on data with ties, NaN, ±0 and ±Inf, and on a row with a long
-tie, which must take the fallback), the survivors per row against the buffer, the
+tie, which pick repairs from the input), the survivors per row against the buffer, the
 first-call seconds, and the median ms per call (``kernels.timing.time_calls``: rotated
 inputs, batches of asynchronous calls) beside today's default path, ``lax.top_k(...,
 is_stable=False)`` and ``torch.topk``. ``--variants`` also times a few launch-parameter
-variants per shape. Prints a table; writes ``rankk_filtered.json`` under ``--out``.
+variants per shape, the previous ``lax.cond`` exactness guard (``cond``) and the cost of
+the in-kernel repair where every row overflows (``tied``: all-tied rows, beside the XLA
+path on them). Prints a table; writes ``rankk_filtered.json`` under ``--out``.
 The development rig of the filtered kernels; ``benchmarks/rankk.py`` measures the public API.
 """
 
@@ -81,32 +83,48 @@ def mid_variants(n, k):
 
 
 def variants(n, k):
-    """Launch-parameter variants: slot atomics (a), warps (w), chunks per program (p) and
-    their pipelining stages (s), no running bound (norun), no bisection (refine0, planned
-    for it: its buffer is sized for the looser bound), the other chunk size."""
+    """Launch-parameter variants around the default: the previous default (``old``:
+    chunk bounds, acquire-release slot atomics), the chunk bounds (``u``) with other warps
+    (w), no running bound (norun), no bisection (refine0) and the other chunk size, and
+    the sampled row bound (``s{div}``: ``seg_len / div`` sample keys) with other chunks."""
     base = fsel.plan_filter(n, k)
     out = {"default": base}
     if base is None:
         return out
     rep = dataclasses.replace
-    wide = 16 if base.chunk >= 8192 else 8
-    out["a1"] = w = rep(base, atomic=1)
-    if wide != base.warps:
-        out[f"a1w{wide}"] = w = rep(base, atomic=1, warps=wide)
-    if wide == 8:
-        out["a1w4"] = rep(base, atomic=1, warps=4)
-    out[f"a1w{wide}norun"] = rep(w, running=False)
-    for pipe, st in ((4, 1), (2, 2), (4, 2), (4, 3), (8, 3)):
-        if base.chunks >= 2 * pipe:
-            out[f"a1w{wide}p{pipe}s{st}"] = rep(w, pipeline=pipe, stages=st)
-    if base.groups:
-        r0 = fsel.plan_filter(n, k, refine=0)
-        out[f"a1w{wide}refine0"] = rep(r0, atomic=1, warps=wide)
-    c = base.chunk * 2 if base.chunk < 8192 else base.chunk // 2
-    p = fsel.plan_filter(n, k, chunk=c)
-    if p is not None and p.chunk != base.chunk:
-        out[f"a1chunk{p.chunk}"] = rep(p, atomic=1, warps=16 if p.chunk >= 8192 else 8)
-    return out
+    old = fsel.plan_filter(n, k, sample=0, chunk=8192 if k >= 32 else 4096)
+    if old is not None:
+        out["old"] = rep(old, atomic=0)
+    u = fsel.plan_filter(n, k, sample=0)
+    if u != base:
+        out["u"] = u
+    wide = 16 if u.chunk >= 8192 else 8
+    for w in {4, wide} - {u.warps}:
+        out[f"uw{w}"] = rep(u, warps=w)
+    out[f"uw{wide}norun"] = rep(u, warps=wide, running=False)
+    if u.groups:
+        out["urefine0"] = fsel.plan_filter(n, k, sample=0, refine=0)
+    for c in (1024, 2048, 4096, 8192):
+        q = fsel.plan_filter(n, k, sample=0, chunk=c)
+        if q is not None and q.chunk != u.chunk:
+            out[f"uc{q.chunk}"] = q
+            if c == 2048 and q.groups:
+                out["uc2048refine0"] = fsel.plan_filter(n, k, sample=0, chunk=c, refine=0)
+    out["ua2"] = rep(u, atomic=2)
+    # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/16
+    # by 1.1–9×): two sizes kept to watch it
+    seg = base.seg_len
+    for div in (8, 4):
+        p = fsel.plan_filter(n, k, sample=max(fsel.SAMPLE_BLOCK, seg // div))
+        if p is not None and p.sample:
+            out[f"s{div}"] = p
+    # the same plan twice under one name would be timed twice: keep the first name
+    seen, uniq = set(), {}
+    for name, p in out.items():
+        if p not in seen:
+            seen.add(p)
+            uniq[name] = p
+    return uniq
 
 
 def run_shape(kind, rows, cols, k, dtype, args, torch):
@@ -175,14 +193,29 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
         if not np.array_equal(np.asarray(f(xt)), np.asarray(ref_f(xt))):
             raise AssertionError("long tie differs")
         row["nasty_exact"] = True
-    # the kernels alone, without the exactness guard (lax.cond into the XLA path): what the
-    # guard costs (XLA's GPU conditional may copy its predicate to the host every call)
-    if p is not None:
-        if mid:
-            g = jax.jit(lambda x: fsel.filtered_mid_indices(x, k, p)[0])
-        else:
-            g = jax.jit(lambda x: fsel.filtered_indices(x, k, kind, p)[0])
+    if p is not None and mid:
+        # the kernels alone, without the exactness guard (lax.cond into the XLA path)
+        g = jax.jit(lambda x: fsel.filtered_mid_indices(x, k, p)[0])
         row["unguarded_ms"] = time_calls(g, xs, reps=args.reps, batch=args.batch)
+    elif p is not None:
+        # What the previous exactness guard (lax.cond into the XLA path; XLA's GPU
+        # conditional waits for its predicate on the host) cost over the in-kernel repair,
+        # and what the repair costs where every row overflows (one long tie per row).
+        def guarded(x):
+            idx, ok = fsel.filtered_indices(x, k, kind, p)
+            return jax.lax.cond(ok, lambda: idx, lambda: xla_indices(x, k, kind))
+
+        row["cond_guard_ms"] = time_calls(jax.jit(guarded), xs, reps=args.reps, batch=args.batch)
+        ties = [jnp.ones_like(xs[0]), jnp.ones_like(xs[0]).at[:, 1::3].set(2.0)]
+        tie_refs = [ref_f(t) for t in ties]
+
+        def tie_check(out, i):
+            if not np.array_equal(np.asarray(out), np.asarray(tie_refs[i])):
+                raise AssertionError(f"{kind} {rows}x{cols} k={k}: tied rows differ")
+
+        reps = max(3, args.reps // 10)
+        row["all_rows_repaired_ms"] = time_calls(f, ties, reps=reps, batch=1, check=tie_check)
+        row["all_rows_xla_ms"] = time_calls(ref_f, ties, reps=reps, batch=1)
     # the peers and today's default
     op = {"top": topk, "bottom": bottomk, "mid": midk}[kind]
     today = jax.jit(lambda x: op(x, k))
@@ -210,6 +243,67 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
     return row
 
 
+def probe(rows, n, args):
+    """The bare mode-1 scan (constant row bound: the key of 3.0, ~0.13 % of normal keys
+    survive) per chunk / warps / slot atomics, beside an XLA row maximum (one read)."""
+    import jax_triton as jt
+
+    from spiraljax.kernels.triton import kernels
+
+    xs = [jax.random.normal(jax.random.PRNGKey(i), (rows, n), jnp.float32) for i in range(2)]
+    out = {"rows": rows, "cols": n, "floor_ms": rows * n * 4 / 4.25e12 * 1e3}
+    rowmax = jax.jit(lambda x: jnp.max(x, axis=-1))
+    out["xla_rowmax_ms"] = time_calls(rowmax, xs, reps=args.reps, batch=args.batch)
+    thr = jnp.full((rows,), np.float32(3.0).view(np.int32), jnp.int32)
+    for chunk in (2048, 4096, 8192):
+        for warps in (4, 8, 16):
+            for atomic in (1, 2):
+                cap = 1024
+                consts = dict(
+                    n=n,
+                    nseg=1,
+                    seg_len=n,
+                    C=chunk,
+                    G=0,
+                    K=16,
+                    CAP=cap,
+                    DT=0,
+                    BOTTOM=0,
+                    MODE=1,
+                    HINT=1,
+                    ATOMIC=atomic,
+                )
+
+                def f(x, consts=consts, warps=warps, chunk=chunk):
+                    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
+                    return jt.triton_call(
+                        bits,
+                        thr,
+                        jnp.zeros((1,), jnp.int32),
+                        kernel=kernels.compiled("scan"),
+                        out_shape=[
+                            jax.ShapeDtypeStruct((rows, 2), jnp.int32),
+                            jax.ShapeDtypeStruct((rows, 2 * cap), jnp.int32),
+                        ],
+                        grid=(rows, -(-n // chunk)),
+                        num_warps=warps,
+                        num_stages=1,
+                        zeroed_outputs=(0,),
+                        **fsel._full_constants("scan", consts),
+                    )[0]
+
+                name = f"c{chunk}w{warps}a{atomic}"
+                try:
+                    g = jax.jit(f)
+                    cnt = np.asarray(g(xs[0]))[:, 0]
+                    ms = time_calls(g, xs, reps=args.reps, batch=args.batch)
+                    out[name] = {"ms": ms, "survivors_mean": float(cnt.mean())}
+                except Exception as e:
+                    out[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                print(f"  probe {rows}x{n} {name}: {out[name]}", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="")
@@ -220,8 +314,15 @@ def main():
     ap.add_argument(
         "--profile", default="", help="R:C:K[:VARIANT],...: one warm call each (for ncu)"
     )
+    ap.add_argument("--probe", default="", help="R:C,...: time the bare scan (see probe)")
     args = ap.parse_args()
     global variants
+    if args.probe:
+        res = [probe(*(int(v) for v in s.split(":")), args) for s in args.probe.split(",")]
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "rankk_scan_probe.json"), "w") as fh:
+            json.dump({"device": str(jax.devices()[0].device_kind), "probe": res}, fh, indent=1)
+        return
     if args.profile:
         for s in args.profile.split(","):
             f = s.split(":")
@@ -276,7 +377,8 @@ def main():
     print(meta)
     print(
         f"{'shape':38s} {'best':>7s} {'variant':>10s} {'today':>7s} {'raft':>7s} "
-        f"{'torch':>7s} {'floor':>6s} {'vs peer':>7s} {'unguard':>7s}"
+        f"{'torch':>7s} {'floor':>6s} {'vs peer':>7s} {'default':>7s} {'cond':>7s} "
+        f"{'tied':>7s} {'tiedxla':>7s}"
     )
     for r in rows:
         if "error" in r:
@@ -290,7 +392,10 @@ def main():
             f"{r['kind']} {r['rows']}x{r['cols']} k={r['k']} {r['dtype']:9s}"[:38].ljust(38),
             f"{b:7.3f} {best!s:>10s} {r['today_ms']:7.3f} {r['raft_ms']:7.3f} "
             f"{r.get('torch_ms', float('nan')):7.3f} {r['floor_ms']:6.3f} {peer / b:7.2f}x "
-            f"{r.get('unguarded_ms', float('nan')):7.3f}",
+            f"{r['variants'].get('default', {}).get('ms', float('nan')):7.3f} "
+            f"{r.get('cond_guard_ms', r.get('unguarded_ms', float('nan'))):7.3f} "
+            f"{r.get('all_rows_repaired_ms', float('nan')):7.3f} "
+            f"{r.get('all_rows_xla_ms', float('nan')):7.3f}",
         )
 
 

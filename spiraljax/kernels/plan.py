@@ -65,19 +65,17 @@ class RankPlan(NamedTuple):
 
 
 def _filtered_preferred(kind: str, cols: int, k: int) -> bool:
-    """Where the filtered Triton kernels beat the Pallas ones (H200, float32, 2026-12-02,
-    ``benchmarks/rankk_filtered.py``): every Mid-K they plan (1.27 vs 1.87 ms on
-    1024×65536, k = 16); rows of ≤ 8192 keys (0.32 vs 0.53 ms on 8192×4096, k = 8); and
-    k ≥ 1024 on rows split into segments (1.24 vs 1.98 ms on 1×2^26, k = 1024; 1.15 vs
-    1.27 ms on 256×131072, k = 2048). Elsewhere they are level or slower (1024×65536,
-    k = 16 / 128: 0.47 / 0.46 vs 0.46 / 0.46 ms; k = 1024: 0.88 vs 0.73 ms)."""
-    from spiraljax.kernels.triton.select import SEGMENT, plan_filter, plan_mid
+    """Where the filtered Triton kernels beat the Pallas ones (H200, float32,
+    ``benchmarks/rankk_filtered.py`` and ``benchmarks/rankk.py``, RESULTS.md): every
+    Mid-K they plan (1.27 vs 1.87 ms on 1024×65536, k = 16) and every Top/Bottom-K they
+    plan since the in-kernel overflow repair and chunks of 2048 (2026-12-03: 1024×65536,
+    k = 16 / 128 / 1024: 0.21 / 0.24 / 0.50 ms against the Pallas plan's 0.40 / 0.43 /
+    0.74; 4096×32768, k = 50: 0.45 vs 1.03; 8192×4096, k = 8: 0.15 vs 0.53)."""
+    from spiraljax.kernels.triton.select import plan_filter, plan_mid
 
     if kind == "mid":
         return plan_mid(cols, k) is not None
-    if plan_filter(cols, k) is None:
-        return False
-    return cols <= 8192 or (cols > SEGMENT and k >= 1024)
+    return plan_filter(cols, k) is not None
 
 
 def default_choice(kind: str, rows: int, cols: int, k: int, caps: DeviceCaps) -> Choice:

@@ -44,14 +44,14 @@ def _data(rng, rows, n, dtype, nasty=False):
 
 
 def _check(x, k, kind, p, *, expect_ok=True):
+    # ok: every buffer held its row; the indices are exact either way (pick repairs a
+    # row that overflowed from the input itself).
     idx, ok = jax.jit(lambda a: fsel.filtered_indices(a, k, kind, p, interpret=True))(x)
     ref = xla_indices(x, k, kind)
     if expect_ok is not None:
         assert bool(ok) is expect_ok
-    if bool(ok):
-        np.testing.assert_array_equal(np.asarray(idx), np.asarray(ref))
-    out = fsel.select_indices(x, k, kind, p, interpret=True)
-    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+    np.testing.assert_array_equal(np.asarray(idx), np.asarray(ref))
+    # select_indices is these indices (no fallback branch: test_select_indices_has_no_...)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +180,71 @@ def test_plan_is_consistent(n, k):
     assert n - (nseg - 1) * p.seg_len > k  # the last segment holds k keys
 
 
+@pytest.mark.parametrize(
+    ("n", "k", "kind", "segment", "sample"),
+    [
+        (4096, 8, "top", 65536, 256),
+        (3000, 20, "bottom", 65536, 512),  # n not a power of two
+        (5000, 12, "top", 2048, 256),  # segmented: three virtual rows, merged
+        (2048, 40, "bottom", 65536, 1024),
+    ],
+)
+def test_sampled_row_bound_is_exact(n, k, kind, segment, sample):
+    p = fsel.plan_filter(n, k, segment=segment, sample=sample)
+    assert p.sample == sample and p.groups == 0 and p.row_groups == 0
+    rng = np.random.default_rng(n + k)
+    _check(_data(rng, 2, n, jnp.float32), k, kind, p)
+    _check(_data(rng, 2, n, jnp.float32, nasty=True), k, kind, p, expect_ok=None)
+    _check(_data(rng, 1, n, jnp.bfloat16), k, "top", p)
+
+
+@pytest.mark.parametrize("sample", [100, 16, 4096, 8192])
+def test_bad_sample_is_refused(sample):
+    base = fsel.plan_filter(4096, 20, sample=0)
+    with pytest.raises(ValueError, match="sample"):
+        dataclasses.replace(base, sample=sample)  # not a power of two / too few / whole row
+    with pytest.raises(ValueError, match="row_groups"):
+        dataclasses.replace(fsel.plan_filter(2048, 300), sample=256)
+
+
+@pytest.mark.parametrize(("n", "k"), [(65536, 16), (32768, 50), (1 << 26, 32), (65536, 4)])
+def test_sampled_plan_sizes_its_buffer(n, k):
+    p = fsel.plan_filter(n, k, sample=4096)
+    assert fsel.plan_filter(n, k).sample == 0  # the sample is an option, not the default
+    assert p.sample == 4096 and p.chunk == 2048 and p.groups == 0 and p.row_groups == 0
+    expect = k * p.seg_len / p.sample
+    assert expect + 8 * math.sqrt(k) * p.seg_len / p.sample <= p.capacity
+    assert p.capacity <= 4 * (expect + 8 * math.sqrt(k) * p.seg_len / p.sample + 32)
+
+
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+@pytest.mark.parametrize("segment", [65536, 1024])
+def test_overflowing_rows_are_repaired_with_ties_to_lower_indices(kind, segment):
+    # Row 1: five keys above a long tie (3000 keys) at the k-th value, so the bound sits at
+    # the tie, the buffer overflows and pick selects that row from the input: the five,
+    # then the tie's lowest indices. Row 0 is random and stays on the buffer.
+    n, k = 4096, 16
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, n)).astype(np.float32) * 0.1
+    sign = 1.0 if kind == "top" else -1.0
+    tie = rng.choice(n, 3000, replace=False)
+    x[1, tie] = 2.0 * sign
+    x[1, rng.choice(np.setdiff1d(np.arange(n), tie), 5, replace=False)] = 3.0 * sign
+    p = fsel.plan_filter(n, k, segment=segment)
+    _check(jnp.asarray(x), k, kind, p, expect_ok=False)
+
+
+def test_select_indices_has_no_fallback_branch():
+    # The overflow repair is in the kernel: no lax.cond (a host round-trip on the GPU).
+    x = jnp.zeros((2, 4096), jnp.float32)
+    jaxpr = jax.make_jaxpr(lambda a: fsel.select_indices(a, 16, "top", interpret=True))(x)
+    assert "cond" not in str(jaxpr)
+    out = fsel.select_indices(x.at[1, 7].set(1.0), 16, "top", interpret=True)  # one long tie
+    np.testing.assert_array_equal(
+        np.asarray(out), np.asarray(xla_indices(x.at[1, 7].set(1.0), 16, "top"))
+    )
+
+
 def test_plan_refuses_what_does_not_fit():
     assert fsel.plan_filter(10, 10) is None
     assert fsel.plan_filter(65536, 20000) is None  # buffer beyond CAPACITY_MAX
@@ -235,6 +300,7 @@ def test_filtered_midk_band_failure_takes_the_fallback():
         lambda: fsel._launches(3, 65536, 128, fsel.plan_filter(65536, 128), 0, False),
         lambda: fsel._launches(2, 65536, 16, fsel.plan_filter(65536, 16), 0, True),
         lambda: fsel._mid_launches(2, 65536, 16, fsel.plan_mid(65536, 16), 0)[0],
+        lambda: fsel._launches(2, 65536, 16, fsel.plan_filter(65536, 16, sample=4096), 1, True),
     ],
 )
 def test_every_launch_names_every_constexpr(launches):

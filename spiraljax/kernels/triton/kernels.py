@@ -17,13 +17,16 @@ Three kernels, each one pass; ``select.py`` chains them and says why the result 
   ``SB`` consecutive keys at even strides) for the band's estimate.
 * ``kth`` (grid ``rows``): the k-th largest of a row's group maxima (or sample keys).
 * ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k
-  (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``).
+  (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``). ``REPAIR``: a row
+  whose buffer overflowed takes its k from the input instead (``exact_k``: 34 counting
+  passes over the row, into a scratch), so Top/Bottom-K needs no fallback launch.
 
 Counters are two int32 per row: survivors, and (Mid-K) keys above the band.
 
 The kernels are plain Python functions; ``compiled(name)`` wraps one with ``triton.jit``
-(GPU) and ``interpreted(name)`` with Triton's interpreter (CPU, the tests). A kernel here
-calls no other jitted function, because the interpreter cannot nest them.
+(GPU) and ``interpreted(name)`` with Triton's interpreter (CPU, the tests). The helpers
+they call (``order_key``, ``exact_k``) are ``triton.jit`` functions, which the interpreter
+runs too because ``TRITON_INTERPRET=1`` is set before ``triton`` is imported there.
 """
 
 from __future__ import annotations
@@ -39,6 +42,82 @@ I64_MIN = tl.constexpr(-9223372036854775808)
 
 # Input encodings (the raw bits the kernels read; see select._bits).
 F32, BF16, F16, I32, U32 = (tl.constexpr(v) for v in range(5))
+
+
+@triton.jit
+def order_key(b, DT: tl.constexpr, BOTTOM: tl.constexpr):
+    """The order key (``keys.kind_key``) of raw bits ``b``, integer ops only."""
+    if DT == F32:
+        key = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
+        key = tl.where((b & 0x7FFFFFFF) > 0x7F800000, tl.where(b < 0, I32_MIN, 0x7FFFFFFF), key)
+    elif DT == BF16 or DT == F16:
+        b = b.to(tl.int32)  # int16 bits, sign-extended
+        key = tl.where(b < 0, b ^ 0x7FFF, b)
+        inf = 0x7F80 if DT == BF16 else 0x7C00
+        key = tl.where((b & 0x7FFF) > inf, tl.where(b < 0, -32768, 32767), key)
+    elif DT == I32:
+        key = b
+    else:
+        key = b ^ I32_MIN
+    if BOTTOM:
+        key = ~key
+    return key
+
+
+@triton.jit
+def exact_k(
+    x_ptr,
+    out64,
+    r,
+    n,
+    nseg,
+    seg_len,
+    K: tl.constexpr,
+    DT: tl.constexpr,
+    BOTTOM: tl.constexpr,
+    RB: tl.constexpr,
+):
+    """Writes the k largest keys of (virtual) row r, packed, to ``out64[0:K]`` (any order).
+
+    The repair of a row whose buffer overflowed: the k-th largest key ``thr`` bit by bit
+    from the top (32 counting passes over the row), the keys above it, then the ties at
+    ``thr`` in index order until k are taken (two more passes). Slow, and exact on any row.
+    """
+    start = (r % nseg) * seg_len
+    base = (r // nseg).to(tl.int64) * n + start
+    m = tl.minimum(seg_len, n - start)
+    lane = tl.arange(0, RB)
+    u = r * 0  # the bits found so far, in the unsigned order
+    for j in range(32):
+        bit = u | ((u * 0 + 1) << (31 - j))
+        t = bit ^ I32_MIN
+        got = r * 0
+        for b0 in range(0, m, RB):
+            valid = b0 + lane < m
+            key = order_key(tl.load(x_ptr + base + b0 + lane, mask=valid, other=0), DT, BOTTOM)
+            got += tl.sum((valid & (key >= t)).to(tl.int32), axis=0)
+        u = tl.where(got >= K, bit, u)
+    thr = u ^ I32_MIN
+    above = r * 0
+    for b0 in range(0, m, RB):
+        valid = b0 + lane < m
+        key = order_key(tl.load(x_ptr + base + b0 + lane, mask=valid, other=0), DT, BOTTOM)
+        above += tl.sum((valid & (key > thr)).to(tl.int32), axis=0)
+    need = K - above  # ties at thr to take, lowest indices first
+    taken = r * 0
+    ties = r * 0
+    for b0 in range(0, m, RB):
+        valid = b0 + lane < m
+        key = order_key(tl.load(x_ptr + base + b0 + lane, mask=valid, other=0), DT, BOTTOM)
+        eq = (valid & (key == thr)).to(tl.int32)
+        keep = (valid & (key > thr)) | ((eq > 0) & (ties + tl.cumsum(eq, axis=0) - eq < need))
+        ki = keep.to(tl.int32)
+        pos = taken + tl.cumsum(ki, axis=0) - ki
+        idx = (start + b0 + lane).to(tl.int64)
+        packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
+        tl.store(out64 + pos, packed, mask=keep)
+        taken += tl.sum(ki, axis=0)
+        ties += tl.sum(eq, axis=0)
 
 
 def scan(
@@ -85,22 +164,7 @@ def scan(
         else:
             col = (c0 + j) * C + lane  # column inside the segment
         valid = (col < seg_len) & (start + col < n)
-        b = tl.load(x_ptr + base + col, mask=valid, other=0)
-        # Order key (keys.signed_key) from the raw bits, integer ops only.
-        if DT == F32:
-            key = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
-            key = tl.where((b & 0x7FFFFFFF) > 0x7F800000, tl.where(b < 0, I32_MIN, 0x7FFFFFFF), key)
-        elif DT == BF16 or DT == F16:
-            b = b.to(tl.int32)  # int16 bits, sign-extended
-            key = tl.where(b < 0, b ^ 0x7FFF, b)
-            inf = 0x7F80 if DT == BF16 else 0x7C00
-            key = tl.where((b & 0x7FFF) > inf, tl.where(b < 0, -32768, 32767), key)
-        elif DT == I32:
-            key = b
-        else:
-            key = b ^ I32_MIN
-        if BOTTOM:
-            key = ~key
+        key = order_key(tl.load(x_ptr + base + col, mask=valid, other=0), DT, BOTTOM)
         key = tl.where(valid, key, I32_MIN)
         if MODE == 0:
             gi = tl.arange(0, GR)
@@ -192,18 +256,34 @@ def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.const
 def pick(
     cnt_ptr,
     cand_ptr,
+    x_ptr,
     idx_ptr,
+    scr_ptr,
+    n,
+    nseg,
+    seg_len,
     CAP: tl.constexpr,
     K: tl.constexpr,
     MID: tl.constexpr = 0,
     S_RANK: tl.constexpr = 0,
     BY_INDEX: tl.constexpr = 0,
+    REPAIR: tl.constexpr = 0,
+    DT: tl.constexpr = 0,
+    BOTTOM: tl.constexpr = 0,
+    RB: tl.constexpr = 1024,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
     cnt = tl.load(cnt_ptr + 2 * r)
-    cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
-    v = tl.load(cand64 + r.to(tl.int64) * CAP + i, mask=i < cnt, other=I64_MIN)
+    src = cand_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+    if REPAIR:
+        if cnt > CAP:
+            # The buffer overflowed: the row's k from the input itself, into the scratch.
+            src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+            exact_k(x_ptr, src, r, n, nseg, seg_len, K, DT, BOTTOM, RB)
+            tl.debug_barrier()  # the scratch stores visible to every thread of the program
+            cnt = cnt * 0 + K
+    v = tl.load(src + i, mask=i < cnt, other=I64_MIN)
     srt = tl.sort(v, descending=True)
     j = i
     if MID:

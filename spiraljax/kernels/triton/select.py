@@ -7,6 +7,10 @@ index) as three Triton kernels (``kernels.py``):
    consecutive keys; their k-th largest ``t_row`` is a **safe** threshold — the k groups
    whose maxima rank first each hold a key ≥ ``t_row``, so at least k keys are ≥ it, so
    the k-th largest key of the row is ≥ ``t_row`` (Dr. Top-k's delegates).
+   Or (``sample``) ``scan`` in mode 3 + ``kth``: the k-th largest of ``sample`` keys of
+   the row (blocks of consecutive keys at even strides) — safe for the same reason (the
+   sampled keys are keys of the row), and it costs a read of ``sample / n`` of the row
+   rather than all of it; about ``k · n / sample`` keys survive it.
 2. ``scan`` in mode 1 reads each chunk of ``chunk`` keys once and keeps every key ≥
    ``max(t_row, t_chunk)``, where ``t_chunk`` is the same bound over the chunk's own
    ``groups`` group maxima (the k-th largest key of a chunk is ≤ the k-th largest of the
@@ -16,9 +20,13 @@ index) as three Triton kernels (``kernels.py``):
    64-bit order is (key descending, index ascending).
 3. ``pick`` sorts each row's buffer and writes the first k indices.
 
-If a row keeps more than ``capacity`` keys (many ties, sorted or adversarial data) the
-buffer is incomplete; that is detected from the counts and the whole call then takes the
-exact XLA path instead (one ``lax.cond``), so the result is exact on every input.
+If a row keeps more than ``capacity`` keys (many ties, sorted or adversarial data) its
+buffer is incomplete; ``pick`` sees that from the row's count and selects that row's k
+from the input itself instead (``kernels.exact_k``: the k-th key found bit by bit, 34
+counting passes over the row), so the result is exact on every input with no fallback
+launch and no host round-trip (a ``lax.cond`` on the GPU waits for its predicate on the
+host: 30–90 µs measured on the H200). The flag ``filtered_indices`` returns says whether
+every buffer held its row, i.e. whether no row needed that slow repair.
 
 Rows longer than ``segment`` are split into segments (virtual rows) whose Top-K are
 selected as above; the union of the segments' Top-K holds the row's Top-K, and a second
@@ -51,6 +59,8 @@ SEGMENT = 65536
 CAPACITY_MAX = 8192
 #: Above this expected number of survivors per row the row bound (step 1) is computed.
 ROW_BOUND_FROM = 1024
+#: Keys per sample block (consecutive, so a sample reads whole sectors).
+SAMPLE_BLOCK = 32
 
 
 def _check_launch(p) -> None:
@@ -88,6 +98,8 @@ class FilterParams:
       stages: Triton software-pipelining stages of that loop (``tl.range(num_stages=)``):
         with ``stages > 1`` the next chunks' loads go to shared memory while this
         chunk's atomics round-trip (1: no pipelining).
+      sample: keys per (virtual) row whose k-th largest is the row bound (0: none; a
+        power of two ≥ ``SAMPLE_BLOCK``, below ``seg_len``; not with ``row_groups``).
     """
 
     seg_len: int
@@ -103,9 +115,16 @@ class FilterParams:
     atomic: int = 0
     pipeline: int = 1
     stages: int = 1
+    sample: int = 0
 
     def __post_init__(self):
         _check_launch(self)
+        m = self.sample
+        if m and (m & (m - 1) or not SAMPLE_BLOCK <= m < self.seg_len or self.row_groups):
+            raise ValueError(
+                f"sample must be 0 or a power of two >= {SAMPLE_BLOCK} below seg_len="
+                f"{self.seg_len}, without row_groups (={self.row_groups}); got {m!r}"
+            )
 
     @property
     def chunks(self) -> int:
@@ -129,14 +148,32 @@ def _chunk_survivors(k: int, refine: int) -> float:
 
 
 def plan_filter(
-    n: int, k: int, *, chunk: int | None = None, segment: int = SEGMENT, refine: int = 4
+    n: int,
+    k: int,
+    *,
+    chunk: int | None = None,
+    segment: int = SEGMENT,
+    refine: int = 0,
+    sample: int = 0,
 ) -> FilterParams | None:
     """Default launch parameters for rows of n keys, or None where this path does not fit.
 
-    The row is split into segments of ``segment`` keys when longer. Each chunk bounds
-    itself with ``pow2 ≥ k`` group maxima of ≥ 8 keys; where the chunks together would
-    keep more than ``ROW_BOUND_FROM`` keys the row bound replaces them; the buffer holds
-    the expected survivors plus eight standard deviations.
+    The row is split into segments of ``segment`` keys when longer. Each chunk (2048
+    keys on rows of ≥ 16384 keys, with 4 warps for k ≤ 32, else 8; shorter rows 4096,
+    8192 for k ≥ 512) bounds itself with ``pow2 ≥ k`` group maxima of ≥ 8 keys (``refine``
+    count-verified bisection steps on top: none by default); where the chunks together
+    would keep more than ``ROW_BOUND_FROM`` keys the row bound replaces them; the buffer
+    holds the expected survivors plus eight standard deviations; slots go by relaxed
+    atomics (``atomic=1``). ``sample > 0``: the row bound is the k-th largest of
+    ``sample`` keys of each (virtual) row instead (no chunk bounds; chunks of 2048),
+    where the row is longer than the sample and holds more than k of its keys.
+
+    Why these: two H200 runs on 2026-12-03 (``benchmarks/rankk_filtered.py --variants``,
+    RESULTS.md): chunks of 2048 were the fastest on every long-row shape (1024×65536,
+    k = 16 / 128 / 1024: 0.21 / 0.24 / 0.50 ms against 0.34 / 0.26 / 0.55–0.64 with
+    chunks of 4096–8192; a sample of n/8 … n/4 keys: 0.23–0.31 / 0.37–0.45 / 1.9), 4
+    warps beat 8 at k = 16 (0.213 vs 0.222; bfloat16 0.252 vs 0.278), and no bisection
+    beat 4 steps on rows of 4096 (8192×4096, k = 8: 0.154 / 0.167 vs 0.186 / 0.171).
     """
     seg_len = n
     if n > segment:
@@ -148,7 +185,13 @@ def plan_filter(
             return None
     if not 1 <= k < seg_len:
         return None
-    c = chunk or (8192 if k >= 32 else 4096)
+    if sample:
+        m = min(_pow2ceil(sample), _pow2ceil(seg_len) // 2)
+        if m > k and m >= SAMPLE_BLOCK:
+            p = _plan_sampled(seg_len, k, min(chunk or 2048, _pow2ceil(seg_len)), m)
+            if p is not None:
+                return p
+    c = chunk or (2048 if seg_len >= 16384 else 8192 if k >= 512 else 4096)
     c = min(c, _pow2ceil(seg_len))
     nch = -(-seg_len // c)
     g = _pow2ceil(k)
@@ -177,10 +220,37 @@ def plan_filter(
         g,
         row_groups,
         cap,
-        warps=8 if c >= 4096 else 4,
+        warps=4 if c == 2048 and k <= 32 else 8,
         pick_warps=pick_warps,
         refine=refine if g else 0,
         running=bool(g),  # without chunk bounds every chunk's bound is the same
+        atomic=1,
+    )
+
+
+def _plan_sampled(seg_len: int, k: int, chunk: int, m: int) -> FilterParams | None:
+    """``plan_filter`` with the sampled row bound: the k-th largest of m sample keys.
+
+    Of i.i.d. keys a fraction ~ Beta(k, m − k + 1) lies at or above it: about
+    ``k·n/m ± √k·n/m`` survivors per row, which size the buffer (eight deviations).
+    """
+    expect = k * seg_len / m
+    sd = math.sqrt(k) * seg_len / m
+    cap = max(_pow2ceil(expect + 8 * sd + 32), _pow2ceil(k))
+    if cap > CAPACITY_MAX:
+        return None
+    return FilterParams(
+        seg_len,
+        chunk,
+        0,
+        0,
+        cap,
+        warps=8 if chunk >= 4096 else 4,
+        pick_warps=4 if cap <= 1024 else 8 if cap <= 4096 else 16,
+        refine=0,
+        running=False,
+        atomic=1,
+        sample=m,
     )
 
 
@@ -247,18 +317,46 @@ def _launches(
                 (),
             )
         )
+    if p.sample:
+        steps.append(
+            (
+                "scan",
+                (vr, 1),
+                ("x", "none32"),
+                (
+                    ("gm", (vr, p.sample), np.int32),
+                    ("none32", (1,), np.int32),
+                    ("none64", (2,), np.int32),
+                ),
+                dict(common, C=p.sample, G=0, CAP=1, MODE=3, HINT=0, SB=SAMPLE_BLOCK),
+                8 if p.sample >= 4096 else 4,
+                (),
+            )
+        )
+        steps.append(
+            (
+                "kth",
+                (vr,),
+                ("gm",),
+                (("thr", (vr,), np.int32),),
+                dict(ng=p.sample, GP=p.sample, K=k, SEARCH=1),
+                8 if p.sample >= 4096 else 4,
+                (),
+            )
+        )
+    bounded = bool(p.row_groups or p.sample)
     steps.append(
         (
             "scan",
             (vr, -(-p.chunks // p.pipeline)),
-            ("x", "thr" if p.row_groups else "none32", "none32"),
+            ("x", "thr" if bounded else "none32", "none32"),
             (("cnt", (vr, 2), np.int32), ("cand", (vr, 2 * p.capacity), np.int32)),
             dict(
                 common,
                 G=p.groups,
                 CAP=p.capacity,
                 MODE=1,
-                HINT=int(bool(p.row_groups)),
+                HINT=int(bounded),
                 PIPE=p.pipeline,
                 STAGES=p.stages,
             ),
@@ -270,9 +368,19 @@ def _launches(
         (
             "pick",
             (vr,),
-            ("cnt", "cand"),
-            (("idx", (vr, k), np.int32),),
-            dict(CAP=p.capacity, K=k, BY_INDEX=int(by_index)),
+            ("cnt", "cand", "x"),
+            (("idx", (vr, k), np.int32), ("scr", (vr, 2 * p.capacity), np.int32)),
+            dict(
+                n=n,
+                nseg=nseg,
+                seg_len=p.seg_len,
+                CAP=p.capacity,
+                K=k,
+                BY_INDEX=int(by_index),
+                REPAIR=1,
+                DT=code,
+                BOTTOM=int(bottom),
+            ),
             p.pick_warps,
             (),
         )
@@ -455,9 +563,10 @@ def filtered_indices(
 ):
     """Indices (rows, k) by the filtered kernels and the flag "every buffer held its row".
 
-    Where the flag is False the indices are not reliable; ``select_indices`` then takes
-    the XLA path. ``p`` defaults to ``plan_filter``; a row longer than ``p.seg_len`` is
-    selected in segments and merged (see the module docstring).
+    The indices are exact either way; where the flag is False some row overflowed its
+    buffer and ``pick`` repaired it from the input (slow: see the module docstring).
+    ``p`` defaults to ``plan_filter``; a row longer than ``p.seg_len`` is selected in
+    segments and merged (see the module docstring).
     """
     from spiraljax.kernels.keys import kind_key
 
@@ -483,13 +592,10 @@ def select_indices(
 ):
     """Exact Top-K / Bottom-K indices (rows, k) of a 2-D array by the filtered kernels.
 
-    Falls back to the XLA path (``kernels.xla``) for the whole call when some row kept
-    more candidates than its buffer holds, so the result is exact on every input.
+    A row that keeps more candidates than its buffer holds is selected from the input
+    by ``pick`` itself, so the result is exact on every input without a fallback branch.
     """
-    from spiraljax.kernels.xla import select_indices as xla_indices
-
-    idx, ok = filtered_indices(x2d, k, kind, p, interpret=interpret)
-    return lax.cond(ok, lambda: idx, lambda: xla_indices(x2d, k, kind))
+    return filtered_indices(x2d, k, kind, p, interpret=interpret)[0]
 
 
 def _merge(ckey, k: int, segment: int, interpret: bool):
@@ -512,14 +618,14 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
             (
                 "pick",
                 (rows,),
-                ("cnt", "cand"),
-                (("idx", (rows, k), np.int32),),
-                dict(CAP=cap, K=k),
+                ("cnt", "cand", "none32"),
+                (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
+                dict(n=1, nseg=1, seg_len=1, CAP=cap, K=k),
                 4 if cap <= 1024 else 8 if cap <= 4096 else 16,
                 (),
             )
         ]
-        idx, _ = _execute({"cnt": cnt, "cand": words}, steps, {}, rows, k, interpret)
+        idx, _ = _execute({"cnt": cnt, "cand": words}, steps, _presets(rows), rows, k, interpret)
         return idx, jnp.bool_(True)
     p = plan_filter(m, k, segment=segment)
     if p is None:
@@ -539,9 +645,6 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
 # complemented key (ascending values). No safe bound exists for middle ranks, so the band
 # comes from a sample and is *verified*: with ``above`` keys over the band and ``cnt``
 # inside it, the band holds the wanted ranks iff above ≤ s and above + cnt ≥ s + k.
-
-#: Keys per sample block (consecutive, so the sample reads whole sectors).
-SAMPLE_BLOCK = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -659,9 +762,9 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
         (
             "pick",
             (rows,),
-            ("cnt", "cand"),
-            (("idx", (rows, k), np.int32),),
-            dict(CAP=p.capacity, K=k, MID=1, S_RANK=s),
+            ("cnt", "cand", "none32"),
+            (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
+            dict(n=1, nseg=1, seg_len=1, CAP=p.capacity, K=k, MID=1, S_RANK=s),
             p.pick_warps,
             (),
         )
