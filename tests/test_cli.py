@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spiraljax import cli
@@ -104,6 +105,23 @@ def test_embed_dataset_recipes_and_lr_scaling():
     )
     cfg = cli.embed._embed_config(args, "mammals")
     assert (cfg.lr, cfg.batch_size, cfg.time_budget, cfg.max_step) == (7.0, 1024, 9.0, 0.3)
+    assert cfg.manifold == "poincare"
+    # --manifold reaches the recipe (it was dropped: `embed --manifold lorentz` trained the ball)
+    args = parser.parse_args(["embed", "--dataset", "nouns", "--manifold", "lorentz"])
+    assert cli.embed._embed_config(args, "nouns").manifold == "lorentz"
+
+
+def test_embed_lorentz_trains_the_hyperboloid(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["embed", "--data", str(tiny), "--closure", "--dim", "2", "--epochs", "2",
+            "--burn-in", "1", "--batch-size", "3", "--negatives", "3", "--lr", "0.1",
+            "--manifold", "lorentz", "--output", str(out), "--quiet", "--no-plot"]  # fmt: skip
+    assert cli.main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["manifold"] == "lorentz"
+    table = np.load(out / "embedding.npz")
+    rows = next(v for v in table.values() if v.ndim == 2)
+    assert rows.shape[1] == 3  # dim + 1 coordinates on the hyperboloid
 
 
 @pytest.mark.parametrize(

@@ -217,7 +217,7 @@ def _embed_config(args: argparse.Namespace, dataset: str):
     from spiraljax.embedding.recipes import recipe
 
     overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    for k in ("optimizer", "lr_schedule", "time_budget", "max_step"):
+    for k in ("optimizer", "lr_schedule", "time_budget", "max_step", "manifold"):
         if getattr(args, k) is not None:
             overrides[k] = getattr(args, k)
     return recipe(dataset, dtype=args.dtype, devices=args.devices, **overrides)
