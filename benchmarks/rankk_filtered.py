@@ -104,17 +104,27 @@ def variants(n, k):
     out[f"uw{wide}norun"] = rep(u, warps=wide, running=False)
     if u.groups:
         out["urefine0"] = fsel.plan_filter(n, k, sample=0, refine=0)
-    for c in (1024, 2048, 4096, 8192):
+    for c in (2048, 4096):  # 1024 and 8192 lost on every shape (2026-12-03)
         q = fsel.plan_filter(n, k, sample=0, chunk=c)
         if q is not None and q.chunk != u.chunk:
             out[f"uc{q.chunk}"] = q
             if c == 2048 and q.groups:
                 out["uc2048refine0"] = fsel.plan_filter(n, k, sample=0, chunk=c, refine=0)
+    # the row bound from every r-th chunk only (FilterParams.row_stride)
+    for st in (1, 2, 4, 8):
+        try:
+            q = fsel.plan_filter(n, k, sample=0, row_stride=st)
+        except ValueError:
+            continue
+        if q is not None and q.row_groups:
+            out[f"r{st}"] = q
+            if q.warps == 4:
+                out[f"r{st}w8"] = rep(q, warps=8)
+    # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/4
+    # by 1.1–9×), as did one reservation atomic per program (ua2): one of each kept
     out["ua2"] = rep(u, atomic=2)
-    # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/16
-    # by 1.1–9×): two sizes kept to watch it
     seg = base.seg_len
-    for div in (8, 4):
+    for div in (8,):
         p = fsel.plan_filter(n, k, sample=max(fsel.SAMPLE_BLOCK, seg // div))
         if p is not None and p.sample:
             out[f"s{div}"] = p

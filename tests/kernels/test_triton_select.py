@@ -175,7 +175,9 @@ def test_plan_is_consistent(n, k):
     if p.groups:
         assert p.groups >= k and p.chunk // p.groups >= 8
     if p.row_groups:
-        assert p.row_groups > k and p.row_groups % p.chunks == 0
+        sampled = p.chunks // p.row_stride
+        assert p.row_groups > k and p.row_groups % sampled == 0
+        assert p.chunk // (p.row_groups // sampled) >= 8
     nseg = -(-n // p.seg_len)
     assert n - (nseg - 1) * p.seg_len > k  # the last segment holds k keys
 
@@ -245,6 +247,41 @@ def test_select_indices_has_no_fallback_branch():
     )
 
 
+@pytest.mark.parametrize(
+    ("n", "k", "stride", "segment"),
+    [(16384, 40, 4, 65536), (12000, 33, 2, 65536), (20000, 24, 2, 8192), (8192, 20, 4, 65536)],
+)
+def test_strided_row_bound_is_exact(n, k, stride, segment):
+    # The row bound from every stride-th chunk's group maxima (n not a multiple of the
+    # chunk and segmented rows included).
+    p = fsel.plan_filter(n, k, chunk=512, segment=segment, refine=0, row_stride=stride)
+    assert p.row_groups and p.row_stride == stride
+    rng = np.random.default_rng(n + k)
+    for kind in ("top", "bottom"):
+        _check(_data(rng, 2, n, jnp.float32), k, kind, p)
+        _check(_data(rng, 2, n, jnp.float32, nasty=True), k, kind, p, expect_ok=None)
+
+
+@pytest.mark.parametrize(("n", "k", "want"), [(65536, 16, 4), (65536, 128, 2), (32768, 50, 2)])
+def test_default_row_stride_keeps_the_buffer_small(n, k, want):
+    # The largest stride whose buffer stays within max(256, the buffer of stride 1).
+    p, one = fsel.plan_filter(n, k), fsel.plan_filter(n, k, row_stride=1)
+    assert p.row_stride == want and one.row_stride == 1
+    assert p.capacity <= max(256, one.capacity)
+    assert fsel.plan_filter(n, k, row_stride=2 * want).capacity > max(256, one.capacity)
+
+
+@pytest.mark.parametrize("stride", [3, 0, 64])
+def test_bad_row_stride_is_refused(stride):
+    base = fsel.plan_filter(16384, 40, chunk=512, refine=0, row_stride=1)
+    with pytest.raises(ValueError, match="row_stride"):
+        dataclasses.replace(base, row_stride=stride)
+    with pytest.raises(ValueError, match="row_stride"):
+        dataclasses.replace(fsel.plan_filter(4096, 8), row_stride=2)  # no row bound
+    with pytest.raises(ValueError, match="row_stride=2"):
+        fsel.plan_filter(4096, 8, row_stride=2)  # not silently dropped
+
+
 def test_plan_refuses_what_does_not_fit():
     assert fsel.plan_filter(10, 10) is None
     assert fsel.plan_filter(65536, 20000) is None  # buffer beyond CAPACITY_MAX
@@ -253,6 +290,11 @@ def test_plan_refuses_what_does_not_fit():
 def test_survivor_estimate():
     assert math.isinf(fsel._survivors(8, 8))
     assert fsel._survivors(64, 16) == pytest.approx(-64 * math.log(0.75))
+    # the least of G group maxima keeps ~G·H_G keys of i.i.d. data (H_G harmonic)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 64, 32))  # 400 chunks of 64 groups of 32 keys
+    kept = (x >= x.max(axis=2).min(axis=1)[:, None, None]).sum(axis=(1, 2)).mean()
+    assert kept == pytest.approx(fsel._chunk_survivors(50, 0, 64) - 8, rel=0.1)
 
 
 def test_bad_kind():

@@ -5,16 +5,17 @@ Three kernels, each one pass; ``select.py`` chains them and says why the result 
 * ``scan`` (grid ``rows × chunks``) reads a chunk of ``C`` entries of a row once, as raw
   bits, and turns them into the order key of ``keys.kind_key`` in registers.
   ``MODE == 0``: writes the maxima of the chunk's ``G`` groups of ``C / G`` consecutive
-  keys (the *delegates* of Dr. Top-k). ``MODE == 1``: keeps the keys at or above a safe
-  threshold — the largest of the chunk's own bound (the least of its ``G ≥ k`` group
-  maxima, raised by ``REFINE`` count-verified bisection steps; ``G == 0``: none), the
-  row's bound from ``kth`` (``HINT``) and the best bound other chunks of the row have
-  published (``RUNNING``) — and appends them to the row's candidate buffer, one atomic
-  add per survivor, packed as ``key << 32 | ~index`` so that one signed 64-bit order is
-  (key descending, index ascending).
+  keys (the *delegates* of Dr. Top-k); program j reads chunk ``j · CSTRIDE``.
+  ``MODE == 1``: keeps the keys at or above a safe threshold — the largest of the chunk's
+  own bound (the least of its ``G ≥ k`` group maxima, raised by ``REFINE`` count-verified
+  bisection steps; ``G == 0``: none), the row's bound from ``kth`` (``HINT``) and the
+  best bound other chunks of the row have published (``RUNNING``) — and appends them to
+  the row's candidate buffer, one atomic add per survivor, packed as
+  ``key << 32 | ~index`` so that one signed 64-bit order is (key descending, index
+  ascending).
   ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
-  above it. ``MODE == 3`` (Mid-K): writes the keys of a sample of the row (blocks of
-  ``SB`` consecutive keys at even strides) for the band's estimate.
+  above it. ``MODE == 3`` (Mid-K, and the sampled row bound): writes the keys of a sample
+  of the row (blocks of ``SB`` consecutive keys at even strides).
 * ``kth`` (grid ``rows``): the k-th largest of a row's group maxima (or sample keys).
 * ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k
   (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``). ``REPAIR``: a row
@@ -143,6 +144,7 @@ def scan(
     ATOMIC: tl.constexpr = 0,
     PIPE: tl.constexpr = 1,
     STAGES: tl.constexpr = 1,
+    CSTRIDE: tl.constexpr = 1,
 ):
     if PIPE > 1:
         # One bound carried across the program's chunks: the per-chunk modes 1 and 2 only.
@@ -162,7 +164,7 @@ def scan(
         if MODE == 3:
             col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
         else:
-            col = (c0 + j) * C + lane  # column inside the segment
+            col = (c0 + j) * CSTRIDE * C + lane  # column inside the segment
         valid = (col < seg_len) & (start + col < n)
         key = order_key(tl.load(x_ptr + base + col, mask=valid, other=0), DT, BOTTOM)
         key = tl.where(valid, key, I32_MIN)

@@ -6,7 +6,9 @@ index) as three Triton kernels (``kernels.py``):
 1. *optional* ``scan`` in mode 0 + ``kth``: the maxima of ``row_groups`` groups of
    consecutive keys; their k-th largest ``t_row`` is a **safe** threshold — the k groups
    whose maxima rank first each hold a key ≥ ``t_row``, so at least k keys are ≥ it, so
-   the k-th largest key of the row is ≥ ``t_row`` (Dr. Top-k's delegates).
+   the k-th largest key of the row is ≥ ``t_row`` (Dr. Top-k's delegates). The groups
+   may cover only every ``row_stride``-th chunk: the argument holds for any groups of
+   the row's keys, and the bound then costs a fraction of a read.
    Or (``sample``) ``scan`` in mode 3 + ``kth``: the k-th largest of ``sample`` keys of
    the row (blocks of consecutive keys at even strides) — safe for the same reason (the
    sampled keys are keys of the row), and it costs a read of ``sample / n`` of the row
@@ -90,9 +92,9 @@ class FilterParams:
       search_kth: the row bound by a 32-step bitwise search instead of a sort (far
         quicker to compile).
       atomic: how survivors get their buffer slots: 0, one acquire-release atomic each
-        (Triton's default order, which fences every one; the default until the others
-        are timed on a GPU); 1, one relaxed atomic each (a slot needs no ordering:
-        ``pick`` runs after the launch ends); 2, one relaxed atomic per program reserving
+        (Triton's default order, which fences every one); 1, one relaxed atomic each (a
+        slot needs no ordering: ``pick`` runs after the launch ends; ``plan_filter``'s
+        choice, the fastest on the H200); 2, one relaxed atomic per program reserving
         all its survivors' slots, placed by a prefix count over the tile.
       pipeline: consecutive chunks per ``scan`` program (1: one chunk per program).
       stages: Triton software-pipelining stages of that loop (``tl.range(num_stages=)``):
@@ -100,6 +102,10 @@ class FilterParams:
         chunk's atomics round-trip (1: no pipelining).
       sample: keys per (virtual) row whose k-th largest is the row bound (0: none; a
         power of two ≥ ``SAMPLE_BLOCK``, below ``seg_len``; not with ``row_groups``).
+      row_stride: the row bound's group maxima come from every ``row_stride``-th chunk
+        only (``chunks // row_stride`` of them, ``row_groups`` maxima in all): still safe
+        (they are groups of the row's keys), a read of ``1 / row_stride`` of the row, and
+        about ``row_stride`` times as many survivors (1: every chunk).
     """
 
     seg_len: int
@@ -116,9 +122,17 @@ class FilterParams:
     pipeline: int = 1
     stages: int = 1
     sample: int = 0
+    row_stride: int = 1
 
     def __post_init__(self):
         _check_launch(self)
+        f = self.row_stride
+        if not (isinstance(f, int) and f >= 1 and not f & (f - 1) and f <= self.chunks):
+            raise ValueError(
+                f"row_stride must be a power of two in [1, chunks={self.chunks}], got {f!r}"
+            )
+        if f > 1 and not self.row_groups:
+            raise ValueError(f"row_stride={f} needs a row bound (row_groups > 0)")
         m = self.sample
         if m and (m & (m - 1) or not SAMPLE_BLOCK <= m < self.seg_len or self.row_groups):
             raise ValueError(
@@ -142,9 +156,14 @@ def _survivors(groups: int, k: int) -> float:
     return -groups * math.log1p(-k / groups)
 
 
-def _chunk_survivors(k: int, refine: int) -> float:
-    """Keys a chunk keeps under its own bound (measured on normal data; not a guarantee)."""
-    return (1.6 if refine >= 4 else 3.5) * k + 8
+def _chunk_survivors(k: int, refine: int, groups: int) -> float:
+    """Keys a chunk keeps under its own bound (not a guarantee). With bisection (≥ 4
+    steps): 1.6·k + 8, measured on normal data. Without: the least of G group maxima,
+    above which about G·H_G keys of i.i.d. data lie (H_G the harmonic number ≈ ln G +
+    0.577: each group keeps about H_G / (its size) of its keys)."""
+    if refine >= 4:
+        return 1.6 * k + 8
+    return groups * (math.log(groups) + 0.577) + 8
 
 
 def plan_filter(
@@ -153,23 +172,30 @@ def plan_filter(
     *,
     chunk: int | None = None,
     segment: int = SEGMENT,
-    refine: int = 0,
+    refine: int | None = None,
     sample: int = 0,
+    row_stride: int | None = None,
 ) -> FilterParams | None:
     """Default launch parameters for rows of n keys, or None where this path does not fit.
 
     The row is split into segments of ``segment`` keys when longer. Each chunk (2048
     keys on rows of ≥ 16384 keys, with 4 warps for k ≤ 32, else 8; shorter rows 4096,
     8192 for k ≥ 512) bounds itself with ``pow2 ≥ k`` group maxima of ≥ 8 keys (``refine``
-    count-verified bisection steps on top: none by default); where the chunks together
+    count-verified bisection steps on top; ``None``: 4, or none where they would not
+    shrink the buffer); where the chunks together
     would keep more than ``ROW_BOUND_FROM`` keys the row bound replaces them; the buffer
     holds the expected survivors plus eight standard deviations; slots go by relaxed
     atomics (``atomic=1``). ``sample > 0``: the row bound is the k-th largest of
     ``sample`` keys of each (virtual) row instead (no chunk bounds; chunks of 2048),
-    where the row is longer than the sample and holds more than k of its keys.
+    where the row is longer than the sample and holds more than k of its keys. The row
+    bound reads every ``row_stride``-th chunk (``None``: the largest power of two ≤ 8
+    whose buffer is no larger than max(256, the buffer of every chunk)).
 
-    Why these: two H200 runs on 2026-12-03 (``benchmarks/rankk_filtered.py --variants``,
-    RESULTS.md): chunks of 2048 were the fastest on every long-row shape (1024×65536,
+    Why these: four H200 runs on 2026-12-03 (``benchmarks/rankk_filtered.py --variants``,
+    RESULTS.md): the stride rule picked the fastest stride on the three shapes timed
+    (1024×65536, k = 16: 0.160 ms at 4 against 0.216 at 1; k = 128: 0.225 at 2 against
+    0.253; 4096×32768, k = 50: 0.376 at 2 against 0.446); before the stride existed,
+    chunks of 2048 were the fastest on every long-row shape (1024×65536,
     k = 16 / 128 / 1024: 0.21 / 0.24 / 0.50 ms against 0.34 / 0.26 / 0.55–0.64 with
     chunks of 4096–8192; a sample of n/8 … n/4 keys: 0.23–0.31 / 0.37–0.45 / 1.9), 4
     warps beat 8 at k = 16 (0.213 vs 0.222; bfloat16 0.252 vs 0.278), and no bisection
@@ -200,8 +226,15 @@ def plan_filter(
         g = max(g, _pow2ceil(k * c / last))  # k groups with a valid key there too
     if g > c // 8:
         g = 0
-    expect = min(nch * _chunk_survivors(k, refine), seg_len) if g else seg_len
+    if refine is None:  # no bisection where it would not shrink the buffer
+        caps = [
+            _pow2ceil(e + 8 * math.sqrt(e) + 32)
+            for e in (min(nch * _chunk_survivors(k, r, max(g, 1)), seg_len) for r in (0, 4))
+        ]
+        refine = 0 if caps[0] == caps[1] else 4
+    expect = min(nch * _chunk_survivors(k, refine, g), seg_len) if g else seg_len
     row_groups = 0
+    stride = 1
     if expect > ROW_BOUND_FROM:
         per_chunk = min(c // 2, max(1, _pow2ceil(8 * k) // nch), max(1, 8192 // nch))
         per_chunk = 1 << int(math.log2(per_chunk))
@@ -209,6 +242,26 @@ def plan_filter(
             row_groups = per_chunk * nch
             expect = _survivors(row_groups, k)
             g = 0  # the row bound makes the chunks' own bounds redundant
+            stride = row_stride
+            if stride is None:  # the buffer no larger than max(256, that of stride 1)
+                limit = max(256, _pow2ceil(expect + 8 * math.sqrt(expect) + 32))
+                stride = 1
+                while stride < 8 and 2 * stride <= nch:
+                    sampled = nch // (2 * stride)
+                    e = expect * nch / sampled
+                    if row_groups % sampled or row_groups // sampled > c // 8:
+                        break
+                    if _pow2ceil(e + 8 * math.sqrt(e) + 32) > limit:
+                        break
+                    stride *= 2
+            if stride > 1:
+                if row_groups % (nch // stride) or row_groups // (nch // stride) > c // 8:
+                    return None
+                expect *= nch / (nch // stride)
+    if row_stride not in (None, 1) and not row_groups:
+        raise ValueError(
+            f"row_stride={row_stride!r}: the plan for n={n}, k={k} has no row bound to stride"
+        )
     cap = _pow2ceil(expect + 8 * math.sqrt(expect) + 32)
     if cap > CAPACITY_MAX:
         return None
@@ -225,6 +278,7 @@ def plan_filter(
         refine=refine if g else 0,
         running=bool(g),  # without chunk bounds every chunk's bound is the same
         atomic=1,
+        row_stride=stride,
     )
 
 
@@ -290,18 +344,19 @@ def _launches(
     )
     steps = []
     if p.row_groups:
-        g0 = p.row_groups // p.chunks
+        sampled = p.chunks // p.row_stride  # chunks 0, row_stride, 2·row_stride, …
+        g0 = p.row_groups // sampled
         steps.append(
             (
                 "scan",
-                (vr, p.chunks),
+                (vr, sampled),
                 ("x", "none32"),
                 (
                     ("gm", (vr, p.row_groups), np.int32),
                     ("none32", (1,), np.int32),
                     ("none64", (2,), np.int32),
                 ),
-                dict(common, G=g0, CAP=1, MODE=0, HINT=0),
+                dict(common, G=g0, CAP=1, MODE=0, HINT=0, CSTRIDE=p.row_stride),
                 p.warps,
                 (),
             )
