@@ -69,8 +69,9 @@ def _filtered_preferred(kind: str, cols: int, k: int) -> bool:
     ``benchmarks/rankk_filtered.py`` and ``benchmarks/rankk.py``, RESULTS.md): every
     Mid-K they plan (1.27 vs 1.87 ms on 1024×65536, k = 16) and every Top/Bottom-K they
     plan since the in-kernel overflow repair and chunks of 2048 (2026-12-03: 1024×65536,
-    k = 16 / 128 / 1024: 0.21 / 0.24 / 0.50 ms against the Pallas plan's 0.40 / 0.43 /
-    0.74; 4096×32768, k = 50: 0.45 vs 1.03; 8192×4096, k = 8: 0.15 vs 0.53)."""
+    k = 16 / 128 / 1024: 0.16–0.21 / 0.23–0.24 / 0.50 ms against the Pallas plans'
+    0.40 / 0.43 / 0.74; 4096×32768, k = 50: 0.38–0.45 vs 1.25 through the public API when
+    it ran the Pallas plan; 8192×4096, k = 8: 0.14–0.15 vs 0.53)."""
     from spiraljax.kernels.triton.select import plan_filter, plan_mid
 
     if kind == "mid":
