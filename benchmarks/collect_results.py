@@ -732,15 +732,15 @@ def embedding_rows(docs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         )
     out.append(_nouns_evaluation_row([r for _, _, rs in nouns for r in rs]))
     lorentz = [r for _, _, rs in docs for r in rs if str(r.get("manifold", "")) == "lorentz"]
-    measured = (
-        "; ".join(
-            f"{r.get('label', 'Lorentz')}: MAP {r['map']:.3f}, mean rank "
-            f"{r['mean_rank']:.2f}, {r['seconds']:.0f} s"
-            for r in lorentz
-        )
-        if lorentz
-        else "not measured yet"
-    )
+    parts = [
+        f"{r.get('label', 'Lorentz')}: MAP {r['map']:.3f}, mean rank "
+        f"{r['mean_rank']:.2f}, {r['seconds']:.0f} s"
+        for r in lorentz
+    ]
+    pair = lorentz_pairs(RESULTS / "lorentz_embedding.json")
+    if pair:
+        parts.append(pair)
+    measured = "; ".join(parts) if parts else "not measured yet"
     out.append(
         _row(
             "Lorentz (hyperboloid) model against the Poincaré ball",
@@ -751,6 +751,40 @@ def embedding_rows(docs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         )
     )
     return out
+
+
+def lorentz_pairs(path: Path) -> str | None:
+    """ "Lorentz vs ball" per dim and dtype from ``lorentz_embedding.json`` (its ``rows``:
+    one run per model), with the device, and what that file does not cover; None if the
+    file is missing or holds no pair."""
+    doc, _ = load_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        return None
+    runs = {}
+    for r in doc["rows"]:
+        if isinstance(r, dict) and r.get("impl", "spiraljax") == "spiraljax":
+            key = (r.get("dim"), r.get("dtype"), r.get("manifold"))
+            if _number(r.get("map")) is not None and _number(r.get("train_seconds")) is not None:
+                runs[key] = r
+    cells = []
+    order = sorted(runs.items(), key=lambda kv: (_number(kv[0][0]) or 0, str(kv[0][1])))
+    for (dim, dtype, manifold), r in order:
+        ball = runs.get((dim, dtype, "poincare"))
+        if manifold != "lorentz" or ball is None:
+            continue
+        cells.append(
+            f"dim {dim} {dtype}: MAP {r['map']:.3f} vs {ball['map']:.3f} in "
+            f"{r['train_seconds']:.0f} vs {ball['train_seconds']:.0f} s"
+        )
+    if not cells:
+        return None
+    env = _environment(doc)
+    epochs = next(iter(runs.values())).get("epochs")
+    return (
+        f"mammals, {epochs} epochs, Lorentz vs ball ({_device(env)}): "
+        + ", ".join(cells)
+        + " (GPU, nouns and geoopt's Lorentz not measured yet)"
+    )
 
 
 def _nouns_evaluation_row(runs: list[dict]) -> str:

@@ -258,3 +258,23 @@ def test_compile_time_and_nouns_evaluation_rows():
     assert "30.0 s, peak 3.00 GiB" in row and row.endswith("| yes |")
     row = cr._nouns_evaluation_row([run | {"eval_seconds": 30.0}])
     assert "peak not recorded" in row and row.endswith("| **no** |")
+
+
+def test_lorentz_pairs_from_the_lorentz_benchmark(tmp_path):
+    row = dict(impl="spiraljax", dim=5, dtype="float64", epochs=300)
+    doc = {
+        "environment": {"device": "cpu"},
+        "rows": [
+            {**row, "manifold": "poincare", "map": 0.945, "mean_rank": 1.2, "train_seconds": 17},
+            {**row, "manifold": "lorentz", "map": 0.942, "mean_rank": 1.3, "train_seconds": 42},
+            {**row, "dim": 2, "manifold": "lorentz", "map": 0.7, "train_seconds": 30},  # no ball
+        ],
+    }
+    path = tmp_path / "lorentz_embedding.json"
+    path.write_text(json.dumps(doc))
+    text = cr.lorentz_pairs(path)
+    assert "dim 5 float64: MAP 0.942 vs 0.945 in 42 vs 17 s" in text and "dim 2" not in text
+    assert "not measured yet" in text  # says what the file does not cover
+    assert cr.lorentz_pairs(tmp_path / "missing.json") is None
+    path.write_text(json.dumps({"rows": [doc["rows"][2]]}))
+    assert cr.lorentz_pairs(path) is None
