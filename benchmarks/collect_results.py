@@ -41,6 +41,8 @@ ORDER = [
     ("nouns_embedding_cpu", "WordNet nouns, CPU vs geoopt (`benchmarks/nouns_embedding.py`)"),
     ("geometry", "Geometry, CPU (`benchmarks/geometry.py`)"),
     ("geometry_h200", "Geometry, H200 GPU (`benchmarks/geometry.py`)"),
+    ("geometry_regression", "Geometry before / after (`benchmarks/geometry_regression.py`)"),
+    ("lorentz_embedding", "Lorentz vs Poincaré embeddings (`benchmarks/lorentz_embedding.py`)"),
     ("optim", "Riemannian optimizers (`benchmarks/optim.py`)"),
     ("hypergrad", "Hypergradients (`benchmarks/hypergrad.py`)"),
     ("zspace", "Z-space encoder, CPU (`benchmarks/zspace.py`)"),
