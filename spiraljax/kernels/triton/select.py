@@ -166,6 +166,22 @@ def _chunk_survivors(k: int, refine: int, groups: int) -> float:
     return groups * (math.log(groups) + 0.577) + 8
 
 
+def _buffer(expect: float) -> int:
+    """Candidate slots for ``expect`` survivors: eight standard deviations and 32 over."""
+    return _pow2ceil(expect + 8 * math.sqrt(expect) + 32)
+
+
+def _pick_warps(cap: int) -> int:
+    return 4 if cap <= 1024 else 8 if cap <= 4096 else 16
+
+
+def _stride_fits(row_groups: int, nch: int, stride: int, chunk: int) -> bool:
+    """The row bound's ``row_groups`` maxima spread evenly over every stride-th chunk, in
+    groups of ≥ 8 keys."""
+    sampled = nch // stride
+    return row_groups % sampled == 0 and row_groups // sampled <= chunk // 8
+
+
 def plan_filter(
     n: int,
     k: int,
@@ -227,10 +243,7 @@ def plan_filter(
     if g > c // 8:
         g = 0
     if refine is None:  # no bisection where it would not shrink the buffer
-        caps = [
-            _pow2ceil(e + 8 * math.sqrt(e) + 32)
-            for e in (min(nch * _chunk_survivors(k, r, max(g, 1)), seg_len) for r in (0, 4))
-        ]
+        caps = [_buffer(min(nch * _chunk_survivors(k, r, max(g, 1)), seg_len)) for r in (0, 4)]
         refine = 0 if caps[0] == caps[1] else 4
     expect = min(nch * _chunk_survivors(k, refine, g), seg_len) if g else seg_len
     row_groups = 0
@@ -244,29 +257,27 @@ def plan_filter(
             g = 0  # the row bound makes the chunks' own bounds redundant
             stride = row_stride
             if stride is None:  # the buffer no larger than max(256, that of stride 1)
-                limit = max(256, _pow2ceil(expect + 8 * math.sqrt(expect) + 32))
+                limit = max(256, _buffer(expect))
                 stride = 1
-                while stride < 8 and 2 * stride <= nch:
-                    sampled = nch // (2 * stride)
-                    e = expect * nch / sampled
-                    if row_groups % sampled or row_groups // sampled > c // 8:
-                        break
-                    if _pow2ceil(e + 8 * math.sqrt(e) + 32) > limit:
-                        break
+                while (
+                    stride < 8
+                    and 2 * stride <= nch
+                    and _stride_fits(row_groups, nch, 2 * stride, c)
+                    and _buffer(expect * nch / (nch // (2 * stride))) <= limit
+                ):
                     stride *= 2
             if stride > 1:
-                if row_groups % (nch // stride) or row_groups // (nch // stride) > c // 8:
+                if not _stride_fits(row_groups, nch, stride, c):
                     return None
                 expect *= nch / (nch // stride)
     if row_stride not in (None, 1) and not row_groups:
         raise ValueError(
             f"row_stride={row_stride!r}: the plan for n={n}, k={k} has no row bound to stride"
         )
-    cap = _pow2ceil(expect + 8 * math.sqrt(expect) + 32)
+    cap = _buffer(expect)
     if cap > CAPACITY_MAX:
         return None
     cap = max(cap, _pow2ceil(k))
-    pick_warps = 4 if cap <= 1024 else 8 if cap <= 4096 else 16
     return FilterParams(
         seg_len,
         c,
@@ -274,7 +285,7 @@ def plan_filter(
         row_groups,
         cap,
         warps=4 if c == 2048 and k <= 32 else 8,
-        pick_warps=pick_warps,
+        pick_warps=_pick_warps(cap),
         refine=refine if g else 0,
         running=bool(g),  # without chunk bounds every chunk's bound is the same
         atomic=1,
@@ -300,7 +311,7 @@ def _plan_sampled(seg_len: int, k: int, chunk: int, m: int) -> FilterParams | No
         0,
         cap,
         warps=8 if chunk >= 4096 else 4,
-        pick_warps=4 if cap <= 1024 else 8 if cap <= 4096 else 16,
+        pick_warps=_pick_warps(cap),
         refine=0,
         running=False,
         atomic=1,
@@ -676,7 +687,7 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
                 ("cnt", "cand", "none32"),
                 (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
                 dict(n=1, nseg=1, seg_len=1, CAP=cap, K=k),
-                4 if cap <= 1024 else 8 if cap <= 4096 else 16,
+                _pick_warps(cap),
                 (),
             )
         ]
