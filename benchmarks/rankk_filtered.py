@@ -322,7 +322,7 @@ def main():
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--variants", action="store_true")
     ap.add_argument(
-        "--profile", default="", help="R:C:K[:VARIANT],...: one warm call each (for ncu)"
+        "--profile", default="", help="[KIND:]R:C:K[:VARIANT[:DTYPE]],...: one warm call each (ncu)"
     )
     ap.add_argument("--probe", default="", help="R:C,...: time the bare scan (see probe)")
     args = ap.parse_args()
@@ -336,10 +336,17 @@ def main():
     if args.profile:
         for s in args.profile.split(","):
             f = s.split(":")
+            kind = f.pop(0) if f[0] in ("top", "bottom", "mid") else "top"
             r, c, k = (int(v) for v in f[:3])
-            p = variants(c, k)[f[3] if len(f) > 3 else "default"]
-            x = jax.random.normal(jax.random.PRNGKey(0), (r, c), jnp.float32)
-            f = jax.jit(lambda x, k=k, p=p: fsel.select_indices(x, k, "top", p))
+            name = f[3] if len(f) > 3 else "default"
+            dtype = f[4] if len(f) > 4 else "float32"
+            x = jax.random.normal(jax.random.PRNGKey(0), (r, c), jnp.float32).astype(dtype)
+            if kind == "mid":
+                p = mid_variants(c, k)[name]
+                f = jax.jit(lambda x, k=k, p=p: fsel.select_mid_indices(x, k, p))
+            else:
+                p = variants(c, k)[name]
+                f = jax.jit(lambda x, k=k, p=p, kind=kind: fsel.select_indices(x, k, kind, p))
             jax.block_until_ready(f(x))
             jax.block_until_ready(f(x))
         return
