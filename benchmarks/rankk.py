@@ -40,6 +40,18 @@ GPU_SHAPES = [
     (1, 67108864, 1024),
     (8192, 4096, 8),
 ]
+#: Shapes between the GPU.md ones (the issue's bar covers rows 1…32768, cols 1024…2²⁶,
+#: k 1…2048), timed with ``--shapes between``.
+BETWEEN_SHAPES = [
+    (32768, 1024, 1),
+    (32768, 2048, 32),
+    (2048, 16384, 64),
+    (256, 262144, 2048),
+    (16, 4194304, 512),
+    (4, 16777216, 8),
+    (2, 33554432, 2048),
+    (512, 131072, 300),
+]
 CPU_SHAPES = [
     (256, 4096, 16),
     (256, 4096, 128),
@@ -164,6 +176,11 @@ def main():
     # GPU and CPU runs merge into one rankk.{md,json} (sections "gpu" and "cpu").
     ap.add_argument("--kinds", default="top,bottom,mid")
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument(
+        "--shapes",
+        default="",
+        help="'between' (BETWEEN_SHAPES) or R:C:K,... instead of the defaults",
+    )
     ap.add_argument("--check", action="store_true", help="exactness sweep of Choices first")
     ap.add_argument("--check-only", action="store_true")
     ap.add_argument("--tune-only", action="store_true", help="only sweep Choices (top, float32)")
@@ -178,6 +195,10 @@ def main():
     gpu = args.mode == "gpu"
     torch = torch_mod() if gpu else None
     shapes = GPU_SHAPES if gpu else CPU_SHAPES
+    if args.shapes == "between":
+        shapes = BETWEEN_SHAPES
+    elif args.shapes:
+        shapes = [tuple(int(v) for v in s.split(":")) for s in args.shapes.split(",")]
     if args.quick:
         shapes = shapes[:2]
     reps, batch = (10, 3) if gpu else (5, 2)

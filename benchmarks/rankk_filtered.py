@@ -75,6 +75,9 @@ def mid_variants(n, k):
         out["a1w16"] = rep(base, atomic=1, warps=16)
         out["a1p4s3"] = rep(base, atomic=1, pipeline=4, stages=3)
         out["a1w16p4s3"] = rep(base, atomic=1, warps=16, pipeline=4, stages=3)
+        out["sparse"] = rep(base, sparse=True)
+        out["a2"] = rep(base, atomic=2)
+        out["a2w16"] = rep(base, atomic=2, warps=16)
         for m in (2048, 16384):
             p = fsel.plan_mid(n, k, sample=m)
             if p is not None and p.sample != base.sample:
@@ -120,6 +123,12 @@ def variants(n, k):
             out[f"r{st}"] = q
             if q.warps == 4:
                 out[f"r{st}w8"] = rep(q, warps=8)
+    out["sparse" if not base.sparse else "dense"] = rep(base, sparse=not base.sparse)
+    if base.repair_segment:  # a long row selected whole; the segmented plan beside it
+        out["seg"] = fsel.plan_filter(n, k, wide=False)
+    if base.capacity >= 2048:
+        for w in (4, 16):
+            out[f"pw{w}"] = rep(base, pick_warps=w)
     # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/4
     # by 1.1–9×), as did one reservation atomic per program (ua2): one of each kept
     out["ua2"] = rep(u, atomic=2)
@@ -160,6 +169,8 @@ def run_shape(kind, rows, cols, k, dtype, args, torch):
     results = {}
     mid = kind == "mid"
     for name, p in (mid_variants(cols, k) if mid else variants(cols, k)).items():
+        if args.only and name not in args.only.split(","):
+            continue
         if p is None:
             results[name] = {"error": "no plan"}
             continue
@@ -321,6 +332,7 @@ def main():
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--variants", action="store_true")
+    ap.add_argument("--only", default="", help="NAME,...: time only these variants")
     ap.add_argument(
         "--profile", default="", help="[KIND:]R:C:K[:VARIANT[:DTYPE]],...: one warm call each (ncu)"
     )

@@ -14,7 +14,8 @@ if [ -n "${PROBE:-}" ]; then
   tail -25 "$OUT/probe.log"
 fi
 SHAPES=${SHAPES:-top:1024:65536:16,top:1024:65536:128,top:4096:32768:50,top:8192:4096:8,top:64:1048576:256,top:1024:65536:1024,top:1:67108864:1024,top:256:131072:2048,mid:1024:65536:16,top:1:67108864:128,top:1024:65536:16:bfloat16,mid:4096:32768:50}
-timeout ${LIMIT:-520} python3 benchmarks/rankk_filtered.py --variants --shapes "$SHAPES" --out "$OUT" > "$OUT/variants.log" 2>&1
+timeout ${LIMIT:-520} python3 benchmarks/rankk_filtered.py --variants --shapes "$SHAPES" \
+  --only "${ONLY:-}" --out "$OUT" > "$OUT/variants.log" 2>&1
 echo "variants rc=$?" >> "$OUT/variants.log"
 grep -v "^  " "$OUT/variants.log" | tail -30
 # PUBLIC=1: the public API on every GPU.md shape (benchmarks/rankk.py --mode gpu, its
@@ -24,6 +25,13 @@ if [ "${PUBLIC:-0}" = 1 ]; then
     --dtypes ${PUBLIC_DTYPES:-float32,bfloat16} > "$OUT/rankk.log" 2>&1
   echo "rankk rc=$?" >> "$OUT/rankk.log"
   grep -v '^{' "$OUT/rankk.log" | tail -40
+fi
+# BETWEEN=1: the public API (Top-K) on the shapes between the GPU.md ones, into $OUT/between.
+if [ "${BETWEEN:-0}" = 1 ]; then
+  timeout ${BETWEEN_LIMIT:-150} python3 benchmarks/rankk.py --mode gpu --shapes between \
+    --kinds top --dtypes float32,bfloat16 --out "$OUT/between" > "$OUT/between.log" 2>&1
+  echo "between rc=$?" >> "$OUT/between.log"
+  grep -v '^{' "$OUT/between.log" | grep "|" | tail -20
 fi
 # NCU=scan: the scan's occupancy, stall reasons, bandwidth (kth/pick skipped);
 # NCU=all: every kernel of the run (the profiled calls last): duration, DRAM bytes and

@@ -127,7 +127,7 @@ def test_bad_launch_parameters_are_refused(field, value):
 
 def test_segmented_rows_merge_exactly():
     n, k = 3000, 12
-    p = fsel.plan_filter(n, k, segment=1024)
+    p = fsel.plan_filter(n, k, segment=1024, wide=False)
     assert -(-n // p.seg_len) == 3 and p.seg_len % 256 == 0
     x = _data(np.random.default_rng(4), 1, n, jnp.float32, nasty=True)
     _check(x, k, "top", p, expect_ok=None)
@@ -162,6 +162,9 @@ def test_tiny_buffer_overflows_into_the_fallback():
         (65536, 1024),
         (32768, 50),
         (1 << 26, 128),
+        (1 << 26, 1024),
+        (1 << 27, 64),
+        (1048576, 256),
         (131072, 2048),
         (100, 5),
     ],
@@ -171,13 +174,16 @@ def test_plan_is_consistent(n, k):
     assert p is not None
     assert p.capacity >= k and p.capacity & (p.capacity - 1) == 0
     assert p.capacity <= fsel.CAPACITY_MAX
-    assert p.chunk & (p.chunk - 1) == 0 and p.seg_len <= fsel.SEGMENT
+    assert p.chunk & (p.chunk - 1) == 0
+    assert p.seg_len <= fsel.SEGMENT or (p.seg_len == n and p.repair_segment == fsel.SEGMENT)
     if p.groups:
         assert p.groups >= k and p.chunk // p.groups >= 8
     if p.row_groups:
         sampled = p.chunks // p.row_stride
-        assert p.row_groups > k and p.row_groups % sampled == 0
-        assert p.chunk // (p.row_groups // sampled) >= 8
+        progs = -(-sampled // p.bound_pipe)
+        assert p.row_groups > k and p.row_groups % progs == 0
+        assert p.chunk // (p.row_groups // progs) >= 8
+        assert p.bound_pipe <= 8 and -(-p.chunks // p.pipeline) <= 65535
     nseg = -(-n // p.seg_len)
     assert n - (nseg - 1) * p.seg_len > k  # the last segment holds k keys
 
@@ -362,3 +368,65 @@ def test_every_launch_names_every_constexpr(launches):
             assert isinstance(full["PIPE"], int) and isinstance(full["STAGES"], int)
     with pytest.raises(TypeError, match="no parameters"):
         fsel._full_constants("scan", {"NOPE": 1})
+
+
+# ---------------------------------------------------------------------------------------
+# Rows longer than the segment selected whole (``_plan_wide``): one bound, buffer and pick
+# per row; an overflowing row is repaired over its segments (``segk``) and merged in pick.
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "segment", "chunk", "stride"),
+    [
+        (5000, 12, 1024, 512, None),  # n not a multiple of the chunk or the segment
+        (20000, 40, 2048, 512, None),
+        (16384, 3, 4096, 256, 1),  # several chunks per row-bound program (bound_pipe)
+        (9000, 300, 2048, 512, None),
+    ],
+)
+def test_wide_rows_are_exact(n, k, segment, chunk, stride):
+    p = fsel.plan_filter(n, k, segment=segment, chunk=chunk, row_stride=stride)
+    assert p.seg_len == n and p.repair_segment == segment and p.row_groups
+    if stride == 1:
+        assert p.bound_pipe > 1
+    rng = np.random.default_rng(n + k)
+    for kind in ("top", "bottom"):
+        _check(_data(rng, 2, n, jnp.float32), k, kind, p)
+        _check(_data(rng, 2, n, jnp.float32, nasty=True), k, kind, p, expect_ok=None)
+    _check(_data(rng, 1, n, jnp.bfloat16), k, "top", p, expect_ok=None)
+
+
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+def test_wide_rows_that_overflow_are_repaired_over_segments(kind):
+    # Row 0 random (its buffer holds it); row 1 a long tie at the k-th value with four
+    # keys above it (ties to the lowest indices, across segments); row 2 sorted (the
+    # group maxima bound nothing). The last segment (5 keys) is shorter than k.
+    n, k, segment = 3 * 1024 + 5, 16, 1024
+    p = fsel.plan_filter(n, k, segment=segment, chunk=256)
+    assert p.seg_len == n and p.repair_segment == segment
+    rng = np.random.default_rng(12)
+    sign = 1.0 if kind == "top" else -1.0
+    x = rng.standard_normal((3, n)).astype(np.float32) * 0.1
+    x[1, rng.choice(n, 2500, replace=False)] = 2.0 * sign
+    x[1, [5, 1500, 2100, n - 1]] = 3.0 * sign
+    x[2] = sign * np.arange(n, dtype=np.float32)
+    _check(jnp.asarray(x), k, kind, p, expect_ok=False)
+    _check(jnp.zeros((2, n), jnp.float32), k, kind, p, expect_ok=False)
+
+
+def test_wide_plan_is_the_default_beyond_the_segment():
+    p = fsel.plan_filter(1 << 26, 1024)
+    assert p.seg_len == 1 << 26 and p.repair_segment == fsel.SEGMENT and p.bound_pipe == 8
+    assert fsel.plan_filter(1 << 26, 1024, wide=False).seg_len == fsel.SEGMENT
+    assert fsel.plan_filter(65536, 1024).repair_segment == 0  # rows of a segment: as before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("bound_pipe", 3), ("bound_pipe", 0), ("repair_segment", 100)]
+)
+def test_bad_wide_parameters_are_refused(field, value):
+    base = fsel.plan_filter(20000, 40, segment=2048, chunk=512)
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(base, **{field: value})
+    with pytest.raises(ValueError, match="bound_pipe"):
+        dataclasses.replace(fsel.plan_filter(4096, 8), bound_pipe=2)  # no row bound

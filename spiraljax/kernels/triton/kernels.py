@@ -121,6 +121,60 @@ def exact_k(
         ties += tl.sum(eq, axis=0)
 
 
+@triton.jit
+def top_packed(src, m, out64, r, K: tl.constexpr, RB: tl.constexpr):
+    """Writes the K largest of the ``m`` packed (unique, or ``I64_MIN``) values at ``src``
+    to ``out64[0:K]`` (any order): the K-th largest found bit by bit (64 counting passes),
+    then the values at or above it. (``r``: the program id, for scalar tensors: ``m`` may
+    be a constexpr, as jax-triton passes keyword scalars.)"""
+    lane = tl.arange(0, RB)
+    u = (r * 0).to(tl.int64)  # the bits found so far, in the unsigned order
+    for j in range(64):
+        bit = u | ((u * 0 + 1) << ((u * 0 + 63) - j))
+        t = bit ^ I64_MIN
+        got = r * 0
+        for b0 in range(0, m, RB):
+            valid = b0 + lane < m
+            v = tl.load(src + b0 + lane, mask=valid, other=I64_MIN)
+            got += tl.sum((valid & (v >= t)).to(tl.int32), axis=0)
+        u = tl.where(got >= K, bit, u)
+    thr = u ^ I64_MIN
+    taken = r * 0
+    for b0 in range(0, m, RB):
+        valid = b0 + lane < m
+        v = tl.load(src + b0 + lane, mask=valid, other=I64_MIN)
+        ki = (valid & (v >= thr)).to(tl.int32)
+        pos = taken + tl.cumsum(ki, axis=0) - ki
+        tl.store(out64 + pos, v, mask=ki > 0)
+        taken += tl.sum(ki, axis=0)
+
+
+@triton.jit
+def append(keep, key, col, start, r, cnt_ptr, cand_ptr, CAP: tl.constexpr, ATOMIC: tl.constexpr):
+    """Appends the kept keys of a tile to row r's candidate buffer (packed)."""
+    if ATOMIC == 2:
+        # One atomic per chunk reserves the survivors' slots; a prefix count over
+        # the tile (row-major, i.e. column order) places each survivor.
+        ki = keep.to(tl.int32)
+        per_group = tl.sum(ki, axis=1)
+        got = tl.sum(per_group, axis=0)
+        slot0 = tl.atomic_add(cnt_ptr + 2 * r, got, sem="relaxed")
+        before = tl.cumsum(per_group, axis=0) - per_group
+        pos = slot0 + before[:, None] + tl.cumsum(ki, axis=1) - ki
+    elif ATOMIC == 1:
+        # One relaxed atomic per survivor: only the slot is needed, no ordering.
+        ones = tl.zeros_like(col)
+        pos = tl.atomic_add(cnt_ptr + 2 * r + ones, 1, mask=keep, sem="relaxed")
+    else:
+        # One atomic per survivor gives its slot (survivors are few; no prefix sum).
+        pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
+    idx = (start + col).to(tl.int64)
+    packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
+    # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
+    cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
+    tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
+
+
 def scan(
     x_ptr,
     thr_ptr,
@@ -145,10 +199,12 @@ def scan(
     PIPE: tl.constexpr = 1,
     STAGES: tl.constexpr = 1,
     CSTRIDE: tl.constexpr = 1,
+    SPARSE: tl.constexpr = 0,
 ):
     if PIPE > 1:
-        # One bound carried across the program's chunks: the per-chunk modes 1 and 2 only.
-        tl.static_assert((MODE == 1) | (MODE == 2))
+        # Modes 1 and 2 carry one bound across the program's chunks; mode 0 makes each of
+        # its G groups the union of the matching slices of its PIPE chunks.
+        tl.static_assert(MODE != 3)
     r = tl.program_id(0)  # (virtual) row: segment r % nseg of input row r // nseg
     start = (r % nseg) * seg_len
     # The chunk as a [GR, C // GR] tile: row g of the tile is group g (no reshape needed).
@@ -160,6 +216,7 @@ def scan(
     # atomics round-trip.
     c0 = tl.program_id(1) * PIPE
     t_prev = r * 0 + I32_MIN  # the best bound an earlier chunk of this program found
+    gacc = tl.full((GR,), I32_MIN, tl.int32)  # mode 0: the groups' maxima so far
     for j in tl.range(0, PIPE, num_stages=STAGES):
         if MODE == 3:
             col = (lane // SB) * (seg_len // (C // SB)) + lane % SB  # sample positions
@@ -169,9 +226,7 @@ def scan(
         key = order_key(tl.load(x_ptr + base + col, mask=valid, other=0), DT, BOTTOM)
         key = tl.where(valid, key, I32_MIN)
         if MODE == 0:
-            gi = tl.arange(0, GR)
-            row_out = r * (tl.num_programs(1) * G) + (c0 + j) * G
-            tl.store(gm_ptr + row_out + gi, tl.max(key, axis=1))
+            gacc = tl.maximum(gacc, tl.max(key, axis=1))
         elif MODE == 3:
             tl.store(gm_ptr + r.to(tl.int64) * C + lane, key)
         else:
@@ -214,27 +269,16 @@ def scan(
                     t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
                 t_prev = t
                 keep = valid & (key >= t)
-            if ATOMIC == 2:
-                # One atomic per chunk reserves the survivors' slots; a prefix count over
-                # the tile (row-major, i.e. column order) places each survivor.
-                ki = keep.to(tl.int32)
-                per_group = tl.sum(ki, axis=1)
-                got = tl.sum(per_group, axis=0)
-                slot0 = tl.atomic_add(cnt_ptr + 2 * r, got, sem="relaxed")
-                before = tl.cumsum(per_group, axis=0) - per_group
-                pos = slot0 + before[:, None] + tl.cumsum(ki, axis=1) - ki
-            elif ATOMIC == 1:
-                # One relaxed atomic per survivor: only the slot is needed, no ordering.
-                ones = tl.zeros_like(col)
-                pos = tl.atomic_add(cnt_ptr + 2 * r + ones, 1, mask=keep, sem="relaxed")
+            if SPARSE:
+                # Most chunks keep nothing: one count over the tile skips the slot
+                # atomics and the 64-bit packing there (integer work the scan is bound by).
+                if tl.sum(tl.sum(keep.to(tl.int32), axis=1), axis=0) > 0:
+                    append(keep, key, col, start, r, cnt_ptr, cand_ptr, CAP, ATOMIC)
             else:
-                # One atomic per survivor gives its slot (survivors are few; no prefix sum).
-                pos = tl.atomic_add(cnt_ptr + 2 * r + tl.zeros_like(col), 1, mask=keep)
-            idx = (start + col).to(tl.int64)
-            packed = (key.to(tl.int64) << 32) | (idx ^ 0xFFFFFFFF)
-            # The buffer is declared int32 (no x64 needed in JAX): two words per candidate.
-            cand64 = cand_ptr.to(tl.pointer_type(tl.int64))
-            tl.store(cand64 + r.to(tl.int64) * CAP + pos, packed, mask=keep & (pos < CAP))
+                append(keep, key, col, start, r, cnt_ptr, cand_ptr, CAP, ATOMIC)
+    if MODE == 0:
+        row_out = r.to(tl.int64) * (tl.num_programs(1) * G) + tl.program_id(1) * G
+        tl.store(gm_ptr + row_out + tl.arange(0, GR), gacc)
 
 
 def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.constexpr = 0):
@@ -255,6 +299,34 @@ def kth(gm_ptr, thr_ptr, ng, GP: tl.constexpr, K: tl.constexpr, SEARCH: tl.const
         tl.store(thr_ptr + r, tl.max(tl.where(i == K - 1, srt, I32_MIN), axis=0))
 
 
+def segk(
+    cnt_ptr,
+    x_ptr,
+    seg_ptr,
+    n,
+    nseg,
+    seg_len,
+    CAP: tl.constexpr,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    DT: tl.constexpr,
+    BOTTOM: tl.constexpr,
+    RB: tl.constexpr = 1024,
+):
+    """Grid (rows, nseg), for rows selected whole (no segments): where row r overflowed
+    its buffer, program s writes the k largest keys of segment s of the row (packed,
+    ``I64_MIN`` in unused slots) to the row's ``nseg · K`` scratch, which holds the row's
+    k among them; ``pick`` (``MEND``) takes them from there. Rows that fit: nothing."""
+    r = tl.program_id(0)
+    s = tl.program_id(1)
+    if tl.load(cnt_ptr + 2 * r) > CAP:
+        out64 = seg_ptr.to(tl.pointer_type(tl.int64)) + (r.to(tl.int64) * nseg + s) * K
+        i = tl.arange(0, KP)
+        tl.store(out64 + i, tl.full((KP,), I64_MIN, tl.int64), mask=i < K)
+        tl.debug_barrier()
+        exact_k(x_ptr, out64, r * nseg + s, n, nseg, seg_len, K, DT, BOTTOM, RB)
+
+
 def pick(
     cnt_ptr,
     cand_ptr,
@@ -273,12 +345,22 @@ def pick(
     DT: tl.constexpr = 0,
     BOTTOM: tl.constexpr = 0,
     RB: tl.constexpr = 1024,
+    MEND: tl.constexpr = 0,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
     cnt = tl.load(cnt_ptr + 2 * r)
     src = cand_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
-    if REPAIR:
+    if MEND:
+        if cnt > CAP:
+            # The buffer overflowed: the row's k from its segments' k (``segk``), which
+            # ``x_ptr`` points at here (``nseg · K`` packed values per row).
+            src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+            seg = x_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * (nseg * K)
+            top_packed(seg, nseg * K, src, r, K, RB)
+            tl.debug_barrier()
+            cnt = cnt * 0 + K
+    elif REPAIR:
         if cnt > CAP:
             # The buffer overflowed: the row's k from the input itself, into the scratch.
             src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
@@ -298,7 +380,7 @@ def pick(
     tl.store(idx_ptr + r.to(tl.int64) * K + j, out, mask=(j >= 0) & (j < K))
 
 
-_KERNELS = {"scan": scan, "kth": kth, "pick": pick}
+_KERNELS = {"scan": scan, "kth": kth, "segk": segk, "pick": pick}
 
 
 @functools.cache

@@ -30,10 +30,23 @@ launch and no host round-trip (a ``lax.cond`` on the GPU waits for its predicate
 host: 30–90 µs measured on the H200). The flag ``filtered_indices`` returns says whether
 every buffer held its row, i.e. whether no row needed that slow repair.
 
-Rows longer than ``segment`` are split into segments (virtual rows) whose Top-K are
-selected as above; the union of the segments' Top-K holds the row's Top-K, and a second
-selection over those ``nseg · k`` candidate keys (in segment order, so ties still go to the
-lower index) finishes it. This also gives batch-1 rows the whole GPU.
+Rows longer than ``segment`` are selected whole (``_plan_wide``): the scans of a row are
+spread over all its chunks (so a batch-1 row has the whole GPU), the row bound comes from
+group maxima of the entire row (a group may span several chunks, ``bound_pipe``), and
+there is one buffer and one ``pick`` per row. The repair of such a row cannot be one
+program's passes over 2²⁶ keys: ``segk`` selects the k of each segment of ``segment`` keys
+of an overflowing row in parallel (rows that fit do nothing there), and ``pick``
+(``MEND``) takes the row's k from those ``nseg · k`` by a 64-bit bitwise search — the
+union of the segments' k holds the row's k, and the packed (key, index) values are
+distinct, so the k-th largest of them splits exactly. Measured on the H200 (2026-12-04):
+1×2²⁶, k = 1024: 0.25 ms against 0.59 for the segmented plan below; 64×2²⁰, k = 256:
+0.21 against 0.36. A row of ties or sorted keys takes that repair: exact, and slow (1×2²⁶
+all tied: 28 ms against XLA's 2.1).
+
+With ``wide=False`` (or where the wide buffer would not fit) long rows are split into
+segments (virtual rows) whose Top-K are selected as above; the union of the segments' Top-K
+holds the row's Top-K, and a second selection over those ``nseg · k`` candidate keys (in
+segment order, so ties still go to the lower index) finishes it.
 
 On CPU the same kernels run in Triton's interpreter through ``jax.pure_callback``
 (``interpret=True``), which is how the tests check the kernel logic without a GPU.
@@ -106,6 +119,16 @@ class FilterParams:
         only (``chunks // row_stride`` of them, ``row_groups`` maxima in all): still safe
         (they are groups of the row's keys), a read of ``1 / row_stride`` of the row, and
         about ``row_stride`` times as many survivors (1: every chunk).
+      sparse: a ``scan`` program appends its survivors only after one count over its
+        tile found some. ``plan_filter`` sets it where a chunk keeps less than one key
+        on average (H200, 2026-12-04: 1×2²⁶, k = 1024: 0.215 ms against 0.230;
+        64×1048576 bfloat16, k = 256: 0.259 against 0.305); where most chunks keep
+        some, the count only costs (8192×4096, k = 8: 0.153 against 0.145).
+      bound_pipe: sampled chunks per row-bound program; each of its groups is the union
+        of the matching slices of those chunks (fewer, larger groups on long rows).
+      repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
+        (fine for rows of up to ``SEGMENT`` keys); > 0 (long rows selected whole), by
+        ``segk`` programs over segments of this many keys in parallel, then ``pick``.
     """
 
     seg_len: int
@@ -123,9 +146,22 @@ class FilterParams:
     stages: int = 1
     sample: int = 0
     row_stride: int = 1
+    sparse: bool = False
+    bound_pipe: int = 1
+    repair_segment: int = 0
 
     def __post_init__(self):
         _check_launch(self)
+        b = self.bound_pipe
+        if not (isinstance(b, int) and b >= 1 and not b & (b - 1)):
+            raise ValueError(f"bound_pipe must be a power of two >= 1, got {b!r}")
+        if b > 1 and not self.row_groups:
+            raise ValueError(f"bound_pipe={b} needs a row bound (row_groups > 0)")
+        q = self.repair_segment
+        if not (isinstance(q, int) and (q == 0 or 256 <= q < self.seg_len)):
+            raise ValueError(
+                f"repair_segment must be 0 or in [256, seg_len={self.seg_len}), got {q!r}"
+            )
         f = self.row_stride
         if not (isinstance(f, int) and f >= 1 and not f & (f - 1) and f <= self.chunks):
             raise ValueError(
@@ -147,6 +183,10 @@ class FilterParams:
 
 def _pow2ceil(v: float) -> int:
     return 1 << max(0, math.ceil(math.log2(max(v, 1.0))))
+
+
+def _pow2floor(v: int) -> int:
+    return 1 << (int(v).bit_length() - 1)
 
 
 def _survivors(groups: int, k: int) -> float:
@@ -172,7 +212,9 @@ def _buffer(expect: float) -> int:
 
 
 def _pick_warps(cap: int) -> int:
-    return 4 if cap <= 1024 else 8 if cap <= 4096 else 16
+    """Warps of ``pick`` for ``cap`` slots: 16 from 2048 (H200, 2026-12-04: 1024×65536,
+    k = 1024, buffer 2048: 0.431 ms with 16 warps, 0.485 with 8)."""
+    return 4 if cap <= 1024 else 16
 
 
 def _stride_fits(row_groups: int, nch: int, stride: int, chunk: int) -> bool:
@@ -180,6 +222,65 @@ def _stride_fits(row_groups: int, nch: int, stride: int, chunk: int) -> bool:
     groups of ≥ 8 keys."""
     sampled = nch // stride
     return row_groups % sampled == 0 and row_groups // sampled <= chunk // 8
+
+
+def _plan_wide(n: int, k: int, c: int, segment: int, row_stride: int | None):
+    """A row longer than ``segment`` selected whole: the row bound from group maxima of
+    the entire row (``bound_pipe`` chunks per group where the row has more chunks than
+    groups), one buffer and one ``pick`` per row, and the repair of an overflowing row
+    split over its segments (``segk``). None where the buffer would not fit."""
+    if not 1 <= k < n or 2 * k > CAPACITY_MAX:
+        return None
+    c = min(c, _pow2ceil(n))
+    nch = -(-n // c)
+    pipe = _pow2ceil(nch / 65535)  # a grid's second axis holds at most 65535 programs
+    rg = min(16384, _pow2ceil(8 * k), _pow2floor(nch * (c // 8)))  # groups of >= 8 keys
+    if rg <= 2 * k:
+        return None
+
+    def groups(rg, stride):
+        """(maxima, chunks per row-bound program, maxima per program, survivors)."""
+        sampled = nch // stride
+        g0 = min(_pow2floor(max(1, rg // sampled)), c // 8)
+        # at most 8 chunks per program: enough programs to keep the loads in flight
+        bp = min(8, _pow2floor(sampled // rg)) if rg < sampled else 1
+        ng = -(-sampled // bp) * g0
+        return ng, bp, g0, _survivors(ng, k) * nch / sampled
+
+    stride = row_stride
+    if stride is None:  # as plan_filter: the buffer no larger than max(256, stride 1's)
+        limit = max(256, _buffer(groups(rg, 1)[3]))
+        stride = 1
+        while stride < 8 and 2 * stride <= nch and _buffer(groups(rg, 2 * stride)[3]) <= limit:
+            stride *= 2
+    if not (isinstance(stride, int) and stride >= 1 and not stride & (stride - 1)):
+        return None  # FilterParams names the bad value
+    cap0 = _buffer(groups(rg, stride)[3])
+    while rg // 2 > 2 * k and _buffer(groups(rg // 2, stride)[3]) == cap0:
+        rg //= 2
+    ng, bp, _, expect = groups(rg, stride)
+    if ng <= k:
+        return None
+    cap = max(_buffer(expect), _pow2ceil(k))
+    if cap > CAPACITY_MAX:
+        return None
+    return FilterParams(
+        n,
+        c,
+        0,
+        ng,
+        cap,
+        warps=4 if k <= 32 else 8,
+        pick_warps=_pick_warps(cap),
+        refine=0,
+        running=False,
+        atomic=1,
+        pipeline=pipe,
+        row_stride=stride,
+        sparse=expect < nch,
+        bound_pipe=bp,
+        repair_segment=segment,
+    )
 
 
 def plan_filter(
@@ -191,6 +292,7 @@ def plan_filter(
     refine: int | None = None,
     sample: int = 0,
     row_stride: int | None = None,
+    wide: bool = True,
 ) -> FilterParams | None:
     """Default launch parameters for rows of n keys, or None where this path does not fit.
 
@@ -207,6 +309,9 @@ def plan_filter(
     bound reads every ``row_stride``-th chunk (``None``: the largest power of two ≤ 8
     whose buffer is no larger than max(256, the buffer of every chunk)).
 
+    Rows longer than ``segment`` get ``_plan_wide``'s plan (``wide=False``: segments).
+    ``sparse`` is set where a chunk keeps less than one key on average.
+
     Why these: four H200 runs on 2026-12-03 (``benchmarks/rankk_filtered.py --variants``,
     RESULTS.md): the stride rule picked the fastest stride on the three shapes timed
     (1024×65536, k = 16: 0.160 ms at 4 against 0.216 at 1; k = 128: 0.225 at 2 against
@@ -218,6 +323,10 @@ def plan_filter(
     beat 4 steps on rows of 4096 (8192×4096, k = 8: 0.154 / 0.167 vs 0.186 / 0.171).
     """
     seg_len = n
+    if n > segment and wide and not sample:
+        p = _plan_wide(n, k, chunk or 2048, segment, row_stride)
+        if p is not None:
+            return p
     if n > segment:
         # Segments of (nearly) equal length, so the last one holds at least k keys too.
         nseg = -(-n // segment)
@@ -248,9 +357,14 @@ def plan_filter(
     expect = min(nch * _chunk_survivors(k, refine, g), seg_len) if g else seg_len
     row_groups = 0
     stride = 1
-    if expect > ROW_BOUND_FROM:
-        per_chunk = min(c // 2, max(1, _pow2ceil(8 * k) // nch), max(1, 8192 // nch))
-        per_chunk = 1 << int(math.log2(per_chunk))
+    per_chunk = min(c // 2, max(1, _pow2ceil(8 * k) // nch), max(1, 8192 // nch))
+    per_chunk = 1 << int(math.log2(per_chunk))
+    # The row bound where the chunks together would keep too many keys, or (rows of
+    # several chunks) where it sorts a buffer at least four times smaller: 2048×16384,
+    # k = 64 sorted 2048 slots a row under the chunk bounds (0.50 ms, 0.54× RAFT) where
+    # the row bound needs 256, for one more read of the row at most.
+    row_cap = _buffer(_survivors(per_chunk * nch, k)) if per_chunk * nch > k else math.inf
+    if expect > ROW_BOUND_FROM or (nch >= 2 and 4 * row_cap <= _buffer(expect)):
         if per_chunk * nch > k:
             row_groups = per_chunk * nch
             expect = _survivors(row_groups, k)
@@ -270,6 +384,15 @@ def plan_filter(
                 if not _stride_fits(row_groups, nch, stride, c):
                     return None
                 expect *= nch / (nch // stride)
+            # The fewest maxima that keep the same buffer: ``kth`` reads them all, and
+            # at k = 1024 on rows of 65536 its 8192 took 59 µs of a 0.51 ms call (ncu).
+            cap0 = _buffer(expect)
+            while row_groups // 2 > 2 * k and row_groups // 2 >= nch // stride:
+                half = _survivors(row_groups // 2, k) * nch / (nch // stride)
+                if _buffer(half) != cap0:
+                    break
+                row_groups //= 2
+                expect = half
     if row_stride not in (None, 1) and not row_groups:
         raise ValueError(
             f"row_stride={row_stride!r}: the plan for n={n}, k={k} has no row bound to stride"
@@ -290,6 +413,7 @@ def plan_filter(
         running=bool(g),  # without chunk bounds every chunk's bound is the same
         atomic=1,
         row_stride=stride,
+        sparse=expect < nch,
     )
 
 
@@ -352,22 +476,24 @@ def _launches(
         REFINE=p.refine,
         RUNNING=int(p.running),
         ATOMIC=p.atomic,
+        SPARSE=int(p.sparse),
     )
     steps = []
     if p.row_groups:
         sampled = p.chunks // p.row_stride  # chunks 0, row_stride, 2·row_stride, …
-        g0 = p.row_groups // sampled
+        progs = -(-sampled // p.bound_pipe)  # each over bound_pipe of them
+        g0 = p.row_groups // progs
         steps.append(
             (
                 "scan",
-                (vr, sampled),
+                (vr, progs),
                 ("x", "none32"),
                 (
                     ("gm", (vr, p.row_groups), np.int32),
                     ("none32", (1,), np.int32),
                     ("none64", (2,), np.int32),
                 ),
-                dict(common, G=g0, CAP=1, MODE=0, HINT=0, CSTRIDE=p.row_stride),
+                dict(common, G=g0, CAP=1, MODE=0, HINT=0, CSTRIDE=p.row_stride, PIPE=p.bound_pipe),
                 p.warps,
                 (),
             )
@@ -379,7 +505,7 @@ def _launches(
                 ("gm",),
                 (("thr", (vr,), np.int32),),
                 dict(ng=p.row_groups, GP=_pow2ceil(p.row_groups), K=k, SEARCH=int(p.search_kth)),
-                4 if p.row_groups <= 2048 else 8,
+                4 if p.row_groups <= 2048 else 8 if p.row_groups <= 8192 else 16,
                 (),
             )
         )
@@ -430,20 +556,33 @@ def _launches(
             ("cnt",),
         )
     )
+    repair = dict(n=n, nseg=nseg, seg_len=p.seg_len, REPAIR=1)
+    if p.repair_segment:  # a long row's repair, over its segments in parallel
+        nrep = -(-n // p.repair_segment)
+        seg = dict(n=n, nseg=nrep, seg_len=p.repair_segment, DT=code, BOTTOM=int(bottom))
+        steps.append(
+            (
+                "segk",
+                (vr, nrep),
+                ("cnt", "x"),
+                (("seg", (vr, 2 * nrep * k), np.int32),),
+                dict(seg, CAP=p.capacity, K=k, KP=_pow2ceil(k)),
+                8,
+                (),
+            )
+        )
+        repair = dict(n=n, nseg=nrep, seg_len=p.repair_segment, MEND=1)
     steps.append(
         (
             "pick",
             (vr,),
-            ("cnt", "cand", "x"),
+            ("cnt", "cand", "seg" if p.repair_segment else "x"),
             (("idx", (vr, k), np.int32), ("scr", (vr, 2 * p.capacity), np.int32)),
             dict(
-                n=n,
-                nseg=nseg,
-                seg_len=p.seg_len,
+                repair,
                 CAP=p.capacity,
                 K=k,
                 BY_INDEX=int(by_index),
-                REPAIR=1,
                 DT=code,
                 BOTTOM=int(bottom),
             ),
@@ -724,6 +863,7 @@ class MidParams:
       sigmas: half-width of the band, in standard deviations of the sample quantile.
       atomic: how survivors get their buffer slots (as ``FilterParams.atomic``).
       pipeline, stages: the ``scan`` loop over chunks (as ``FilterParams``).
+      sparse: as ``FilterParams.sparse``.
     """
 
     sample: int
@@ -735,6 +875,7 @@ class MidParams:
     atomic: int = 0
     pipeline: int = 1
     stages: int = 1
+    sparse: bool = False
 
     def __post_init__(self):
         _check_launch(self)
@@ -819,6 +960,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
                 ATOMIC=p.atomic,
                 PIPE=p.pipeline,
                 STAGES=p.stages,
+                SPARSE=int(p.sparse),
             ),
             p.warps,
             ("cnt",),
