@@ -43,11 +43,13 @@ ORDER = [
     ("geometry_h200", "Geometry, H200 GPU (`benchmarks/geometry.py`)"),
     ("geometry_regression", "Geometry before / after (`benchmarks/geometry_regression.py`)"),
     ("lorentz_embedding", "Lorentz vs Poincaré embeddings (`benchmarks/lorentz_embedding.py`)"),
+    ("lorentz_embedding_h200", "Lorentz vs Poincaré embeddings, H200 GPU (mammals, nouns)"),
     ("optim", "Riemannian optimizers (`benchmarks/optim.py`)"),
     ("hypergrad", "Hypergradients (`benchmarks/hypergrad.py`)"),
     ("zspace", "Z-space encoder, CPU (`benchmarks/zspace.py`)"),
     ("zspace_h200", "Z-space encoder, H200 GPU (`benchmarks/zspace.py`)"),
     ("rankk", "Rank-K (`benchmarks/rankk.py`)"),
+    ("rankk_between", "Rank-K between the GPU.md shapes (`benchmarks/rankk.py --shapes between`)"),
     ("rankk_sample", "Rank-K sampled path (`benchmarks/rankk_sample.py`)"),
     ("kernel_ir", "Rank-K kernel IR size, rolled radix passes (`benchmarks/kernel_ir.py`)"),
     ("kernel_ir_unrolled", "Rank-K kernel IR size, before: unrolled passes"),
@@ -739,9 +741,10 @@ def embedding_rows(docs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         f"{r['mean_rank']:.2f}, {r['seconds']:.0f} s"
         for r in lorentz
     ]
-    pair = lorentz_pairs(RESULTS / "lorentz_embedding.json")
-    if pair:
-        parts.append(pair)
+    for name in ("lorentz_embedding", "lorentz_embedding_h200"):
+        pair = lorentz_pairs(RESULTS / f"{name}.json")
+        if pair:
+            parts.append(pair)
     measured = "; ".join(parts) if parts else "not measured yet"
     out.append(
         _row(
@@ -782,11 +785,36 @@ def lorentz_pairs(path: Path) -> str | None:
         return None
     env = _environment(doc)
     epochs = next(iter(runs.values())).get("epochs")
-    return (
-        f"mammals, {epochs} epochs, Lorentz vs ball ({_device(env)}): "
-        + ", ".join(cells)
-        + " (GPU, nouns and geoopt's Lorentz not measured yet)"
-    )
+    text = f"mammals, {epochs} epochs, Lorentz vs ball ({_device(env)}): " + ", ".join(cells)
+    nouns = doc.get("nouns")
+    if isinstance(nouns, dict) and isinstance(nouns.get("rows"), list):
+        by = {r.get("manifold"): r for r in nouns["rows"] if isinstance(r, dict)}
+        lo, ball = by.get("lorentz"), by.get("poincare")
+        if lo and ball and _number(lo.get("map")) is not None:
+            text += (
+                f"; nouns dim 10, {lo.get('time_budget', 0):.0f} s each "
+                f"({_device(_environment(nouns))}): Lorentz MAP {lo['map']:.3f} / mean rank "
+                f"{lo['mean_rank']:.2f} vs ball {ball['map']:.3f} / {ball['mean_rank']:.2f}"
+            )
+    geo = doc.get("geoopt")
+    if isinstance(geo, dict) and isinstance(geo.get("rows"), list):
+        pairs = {}
+        for r in geo["rows"]:
+            if isinstance(r, dict):
+                pairs.setdefault((r.get("dim"), r.get("dtype")), {})[r.get("impl")] = r
+        geo_cells = []
+        for (dim, dtype), d in sorted(pairs.items(), key=lambda kv: (kv[0][0] or 0, str(kv[0][1]))):
+            ours, theirs = d.get("spiraljax"), d.get("geoopt")
+            if not (ours and theirs):
+                continue
+            t_map = _number(theirs.get("map"))
+            t_txt = f"{t_map:.3f}" if t_map is not None else "n/a"
+            if not theirs.get("finite", True):
+                t_txt += " (NaN)"
+            geo_cells.append(f"dim {dim} {dtype}: MAP {ours['map']:.3f} vs geoopt {t_txt}")
+        if geo_cells:
+            text += "; vs geoopt's Lorentz (same CPU): " + ", ".join(geo_cells)
+    return text
 
 
 def _nouns_evaluation_row(runs: list[dict]) -> str:

@@ -274,7 +274,17 @@ def test_lorentz_pairs_from_the_lorentz_benchmark(tmp_path):
     path.write_text(json.dumps(doc))
     text = cr.lorentz_pairs(path)
     assert "dim 5 float64: MAP 0.942 vs 0.945 in 42 vs 17 s" in text and "dim 2" not in text
-    assert "not measured yet" in text  # says what the file does not cover
+    assert "nouns" not in text and "geoopt" not in text  # sections the file does not hold
+    # the nouns and geoopt sections, where the file has them
+    nouns = {"environment": {"device": "NVIDIA H200", "backend": "gpu"}, "rows": []}
+    for m, v in (("lorentz", 0.8516), ("poincare", 0.8454)):
+        nouns["rows"].append(dict(manifold=m, map=v, mean_rank=7.1, time_budget=90.0))
+    geo = {"rows": [{**row, "manifold": "lorentz", "map": 0.942, "finite": True}]}
+    geo["rows"].append({**row, "impl": "geoopt", "map": 0.005, "finite": False})
+    path.write_text(json.dumps({**doc, "nouns": nouns, "geoopt": geo}))
+    text = cr.lorentz_pairs(path)
+    assert "Lorentz MAP 0.852 / mean rank 7.10 vs ball 0.845" in text
+    assert "dim 5 float64: MAP 0.942 vs geoopt 0.005 (NaN)" in text
     assert cr.lorentz_pairs(tmp_path / "missing.json") is None
     path.write_text(json.dumps({"rows": [doc["rows"][2]]}))
     assert cr.lorentz_pairs(path) is None
