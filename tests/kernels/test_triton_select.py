@@ -336,10 +336,35 @@ def test_filtered_midk_is_exact(n, k, sample, atomic, pipeline):
 
 
 def test_filtered_midk_band_failure_takes_the_fallback():
-    n, k = 20000, 50
-    p = fsel.plan_mid(n, k, sample=2048)
+    n, k = 4000, 50
+    p = fsel.plan_mid(n, k, sample=1024)
     x = _data(np.random.default_rng(1), 2, n, jnp.float32).at[1, :].set(0.5)
     _check_mid(x, k, p, expect_ok=False)  # one long tie: the band holds every key
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_midk_rows_whose_band_fails_are_repaired_in_pick(dtype):
+    # A band far too narrow (0.01 standard deviations) misses the wanted ranks on most
+    # rows; pick selects those rows from the input (ties at the band's ends included:
+    # values rounded to 0.1, and a row with a tie across the middle ranks).
+    n, k = 2500, 24
+    p = dataclasses.replace(fsel.plan_mid(n, k, sample=512), sigmas=0.01)
+    rng = np.random.default_rng(21)
+    x = np.round(rng.standard_normal((2, n)), 1).astype(np.float32)
+    x[1, rng.choice(n, 800, replace=False)] = 0.05
+    _check_mid(jnp.asarray(x).astype(dtype), k, p, expect_ok=False)
+    _check_mid(_data(rng, 1, n, dtype, nasty=True), k, p, expect_ok=None)
+
+
+def test_select_midk_has_no_fallback_branch():
+    x = jnp.zeros((2, 4096), jnp.float32)
+    jaxpr = jax.make_jaxpr(lambda a: fsel.select_mid_indices(a, 16, interpret=True))(x)
+    assert "cond" not in str(jaxpr)
+
+
+def test_midk_plan_defaults():
+    p = fsel.plan_mid(65536, 16)
+    assert (p.atomic, p.warps, p.sparse) == (1, 16, False)
 
 
 @pytest.mark.parametrize(
@@ -381,7 +406,7 @@ def test_every_launch_names_every_constexpr(launches):
         (5000, 12, 1024, 512, None),  # n not a multiple of the chunk or the segment
         (20000, 40, 2048, 512, None),
         (16384, 3, 4096, 256, 1),  # several chunks per row-bound program (bound_pipe)
-        (9000, 300, 2048, 512, None),
+        (9000, 150, 2048, 512, None),
     ],
 )
 def test_wide_rows_are_exact(n, k, segment, chunk, stride):

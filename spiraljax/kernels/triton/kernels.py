@@ -122,6 +122,47 @@ def exact_k(
 
 
 @triton.jit
+def exact_band(
+    x_ptr, out64, r, n, K: tl.constexpr, S: tl.constexpr, DT: tl.constexpr, RB: tl.constexpr
+):
+    """Writes the packed values of ranks ``S … S + K − 1`` of row r (descending packed
+    order of the complemented keys: the Mid-K order) to ``out64[0:K]`` (any order).
+
+    The repair of a row whose band did not hold: the (S+1)-th and (S+K)-th largest packed
+    values found bit by bit together (64 passes over the row, two counts each), then the
+    K values between them (the packed values are distinct). Slow, and exact on any row.
+    """
+    base = r.to(tl.int64) * n
+    lane = tl.arange(0, RB)
+    hi = (r * 0).to(tl.int64)  # bits of the (S+1)-th largest so far, unsigned order
+    lo = (r * 0).to(tl.int64)  # bits of the (S+K)-th largest
+    for j in range(64):
+        one = (hi * 0 + 1) << ((hi * 0 + 63) - j)
+        bh = hi | one
+        bl = lo | one
+        got_h = r * 0
+        got_l = r * 0
+        for b0 in range(0, n, RB):
+            valid = b0 + lane < n
+            key = order_key(tl.load(x_ptr + base + b0 + lane, mask=valid, other=0), DT, 1)
+            v = (key.to(tl.int64) << 32) | ((b0 + lane).to(tl.int64) ^ 0xFFFFFFFF)
+            got_h += tl.sum((valid & (v >= (bh ^ I64_MIN))).to(tl.int32), axis=0)
+            got_l += tl.sum((valid & (v >= (bl ^ I64_MIN))).to(tl.int32), axis=0)
+        hi = tl.where(got_h >= S + 1, bh, hi)
+        lo = tl.where(got_l >= S + K, bl, lo)
+    p_hi = hi ^ I64_MIN
+    p_lo = lo ^ I64_MIN
+    taken = r * 0
+    for b0 in range(0, n, RB):
+        valid = b0 + lane < n
+        key = order_key(tl.load(x_ptr + base + b0 + lane, mask=valid, other=0), DT, 1)
+        v = (key.to(tl.int64) << 32) | ((b0 + lane).to(tl.int64) ^ 0xFFFFFFFF)
+        ki = (valid & (v >= p_lo) & (v <= p_hi)).to(tl.int32)
+        tl.store(out64 + taken + tl.cumsum(ki, axis=0) - ki, v, mask=ki > 0)
+        taken += tl.sum(ki, axis=0)
+
+
+@triton.jit
 def top_packed(src, m, out64, r, K: tl.constexpr, RB: tl.constexpr):
     """Writes the K largest of the ``m`` packed (unique, or ``I64_MIN``) values at ``src``
     to ``out64[0:K]`` (any order): the K-th largest found bit by bit (64 counting passes),
@@ -351,6 +392,9 @@ def pick(
     i = tl.arange(0, CAP)
     cnt = tl.load(cnt_ptr + 2 * r)
     src = cand_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+    off = r * 0  # sorted position of the first output
+    if MID:
+        off = S_RANK - tl.load(cnt_ptr + 2 * r + 1)  # S_RANK − (keys above the band)
     if MEND:
         if cnt > CAP:
             # The buffer overflowed: the row's k from its segments' k (``segk``), which
@@ -361,7 +405,17 @@ def pick(
             tl.debug_barrier()
             cnt = cnt * 0 + K
     elif REPAIR:
-        if cnt > CAP:
+        if MID:
+            # The band held iff it kept no more than the buffer, at most S_RANK keys lie
+            # above it, and with it at least S_RANK + K: else the ranks from the input.
+            above = S_RANK - off
+            if (cnt > CAP) | (above > S_RANK) | (above + cnt < S_RANK + K):
+                src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+                exact_band(x_ptr, src, r, n, K, S_RANK, DT, RB)
+                tl.debug_barrier()
+                cnt = cnt * 0 + K
+                off = off * 0
+        elif cnt > CAP:
             # The buffer overflowed: the row's k from the input itself, into the scratch.
             src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
             exact_k(x_ptr, src, r, n, nseg, seg_len, K, DT, BOTTOM, RB)
@@ -369,9 +423,7 @@ def pick(
             cnt = cnt * 0 + K
     v = tl.load(src + i, mask=i < cnt, other=I64_MIN)
     srt = tl.sort(v, descending=True)
-    j = i
-    if MID:
-        j = i - (S_RANK - tl.load(cnt_ptr + 2 * r + 1))
+    j = i - off
     # ~packed keeps the index in its low 32 bits.
     out = (~srt).to(tl.int32)
     if BY_INDEX:
