@@ -455,3 +455,27 @@ def test_bad_wide_parameters_are_refused(field, value):
         dataclasses.replace(base, **{field: value})
     with pytest.raises(ValueError, match="bound_pipe"):
         dataclasses.replace(fsel.plan_filter(4096, 8), bound_pipe=2)  # no row bound
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "kind", "segment"),
+    [(4096, 16, "top", 65536), (3000, 40, "bottom", 65536), (5000, 12, "top", 1024)],
+)
+def test_search_pick_is_exact(n, k, kind, segment):
+    # pick sorting only its k, found by a bitwise search over the buffer; on random rows,
+    # rows with ties, overflowing rows (repaired first) and a wide row's mended ones.
+    p = dataclasses.replace(fsel.plan_filter(n, k, segment=segment), search_pick=True)
+    rng = np.random.default_rng(n + k + 1)
+    _check(_data(rng, 2, n, jnp.float32), k, kind, p)
+    _check(_data(rng, 2, n, jnp.float32, nasty=True), k, kind, p, expect_ok=None)
+    x = _data(rng, 2, n, jnp.float32).at[1, :].set(1.0)
+    _check(x, k, kind, p, expect_ok=False)
+
+
+def test_search_pick_midk_is_exact():
+    n, k = 4000, 20
+    base = dataclasses.replace(fsel.plan_mid(n, k, sample=1024), search_pick=True)
+    rng = np.random.default_rng(3)
+    _check_mid(_data(rng, 2, n, jnp.float32, nasty=True), k, base, expect_ok=None)
+    narrow = dataclasses.replace(base, sigmas=0.01)  # most bands fail: repaired, then searched
+    _check_mid(_data(rng, 1, n, jnp.float32), k, narrow, expect_ok=False)

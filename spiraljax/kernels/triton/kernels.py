@@ -387,6 +387,8 @@ def pick(
     BOTTOM: tl.constexpr = 0,
     RB: tl.constexpr = 1024,
     MEND: tl.constexpr = 0,
+    SEARCH: tl.constexpr = 0,
+    KP: tl.constexpr = 1,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
@@ -422,13 +424,39 @@ def pick(
             tl.debug_barrier()  # the scratch stores visible to every thread of the program
             cnt = cnt * 0 + K
     v = tl.load(src + i, mask=i < cnt, other=I64_MIN)
-    srt = tl.sort(v, descending=True)
-    j = i - off
+    if SEARCH:
+        # Only the K values of sorted positions off … off + K − 1 are sorted: found by a
+        # 64-bit bitwise search over the tile (the packed values are distinct), moved to
+        # the row's scratch, then a sort of KP ≥ K slots instead of CAP.
+        hi = (r * 0).to(tl.int64)  # bits of the (off+1)-th largest, unsigned order
+        lo = (r * 0).to(tl.int64)  # bits of the (off+K)-th largest
+        for b in range(64):
+            one = (hi * 0 + 1) << ((hi * 0 + 63) - b)
+            if MID:
+                got = tl.sum((v >= ((hi | one) ^ I64_MIN)).to(tl.int32), axis=0)
+                hi = tl.where(got >= off + 1, hi | one, hi)
+            got = tl.sum((v >= ((lo | one) ^ I64_MIN)).to(tl.int32), axis=0)
+            lo = tl.where(got >= off + K, lo | one, lo)
+        keep = v >= (lo ^ I64_MIN)
+        if MID:
+            keep = keep & (v <= (hi ^ I64_MIN))
+        ki = keep.to(tl.int32)
+        dst = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+        tl.debug_barrier()  # every thread has read src (it may be the scratch itself)
+        tl.store(dst + tl.cumsum(ki, axis=0) - ki, v, mask=keep)
+        tl.debug_barrier()
+        q = tl.arange(0, KP)
+        srt = tl.sort(tl.load(dst + q, mask=q < K, other=I64_MIN), descending=True)
+        j = q
+    else:
+        q = i
+        srt = tl.sort(v, descending=True)
+        j = i - off
     # ~packed keeps the index in its low 32 bits.
     out = (~srt).to(tl.int32)
     if BY_INDEX:
         # The selected k in index order (segments feeding a merge: see select.py).
-        out = tl.sort(tl.where(i < K, out, 2147483647))
+        out = tl.sort(tl.where(q < K, out, 2147483647))
     tl.store(idx_ptr + r.to(tl.int64) * K + j, out, mask=(j >= 0) & (j < K))
 
 

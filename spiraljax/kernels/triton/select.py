@@ -124,6 +124,9 @@ class FilterParams:
         on average (H200, 2026-12-04: 1×2²⁶, k = 1024: 0.215 ms against 0.230;
         64×1048576 bfloat16, k = 256: 0.259 against 0.305); where most chunks keep
         some, the count only costs (8192×4096, k = 8: 0.153 against 0.145).
+      search_pick: ``pick`` finds its k among the buffer by a 64-bit bitwise search and
+        sorts only those (pow2 ≥ k slots) instead of the whole buffer (not measured on a
+        GPU yet: off by default).
       bound_pipe: sampled chunks per row-bound program; each of its groups is the union
         of the matching slices of those chunks (fewer, larger groups on long rows).
       repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
@@ -147,6 +150,7 @@ class FilterParams:
     sample: int = 0
     row_stride: int = 1
     sparse: bool = False
+    search_pick: bool = False
     bound_pipe: int = 1
     repair_segment: int = 0
 
@@ -585,6 +589,8 @@ def _launches(
                 BY_INDEX=int(by_index),
                 DT=code,
                 BOTTOM=int(bottom),
+                SEARCH=int(p.search_pick),
+                KP=_pow2ceil(k),
             ),
             p.pick_warps,
             (),
@@ -864,7 +870,7 @@ class MidParams:
       sigmas: half-width of the band, in standard deviations of the sample quantile.
       atomic: how survivors get their buffer slots (as ``FilterParams.atomic``).
       pipeline, stages: the ``scan`` loop over chunks (as ``FilterParams``).
-      sparse: as ``FilterParams.sparse``.
+      sparse, search_pick: as ``FilterParams``.
     """
 
     sample: int
@@ -877,6 +883,7 @@ class MidParams:
     pipeline: int = 1
     stages: int = 1
     sparse: bool = False
+    search_pick: bool = False
 
     def __post_init__(self):
         _check_launch(self)
@@ -901,9 +908,7 @@ def plan_mid(n: int, k: int, *, sample: int = 8192) -> MidParams | None:
     sample = min(sample, _pow2ceil(n))
     # Relaxed slot atomics and 16 warps per scan (H200, 2026-12-04, 1024×65536, k = 16:
     # 1.10 / 1.14 ms in two runs against 1.26 / 1.36 with acquire-release atomics, 8 warps).
-    p = MidParams(
-        sample=sample, chunk=min(4096, _pow2ceil(n)), capacity=0, atomic=1, warps=16
-    )
+    p = MidParams(sample=sample, chunk=min(4096, _pow2ceil(n)), capacity=0, atomic=1, warps=16)
     j_hi, j_lo, m = _band_ranks(n, k, p)
     expect = (j_lo - j_hi + 1) * n / m
     cap = max(_pow2ceil(1.25 * expect + 64), _pow2ceil(k))
@@ -988,6 +993,8 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
                 REPAIR=1,  # a row whose band failed: its ranks from the input (exact_band)
                 DT=code,
                 BOTTOM=1,
+                SEARCH=int(p.search_pick),
+                KP=_pow2ceil(k),
             ),
             p.pick_warps,
             (),
