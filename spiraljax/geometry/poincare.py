@@ -194,10 +194,23 @@ def _logmap0(y, c):
 
 
 def _expmap(x, u, c, eps):
-    # x ⊕ tanh(√c λ_x‖u‖/2) u/(√c‖u‖) with λ_x/2 = 1/(1 − c‖x‖²).
-    bx = _one_minus_cx2(_sq(x), c)
-    v = (tanh_ratio(c * _sq(u) / (bx * bx)) / bx) * u
-    return _project(_mobius_add(x, v, c), c, eps)
+    # x ⊕ v with v = tanh(√c λ_x‖u‖/2) u/(√c‖u‖) = k u, λ_x/2 = 1/(1 − c‖x‖²): the
+    # cancellation-free sum of `_mobius_add` (s = x + v, b_x = 1 − c‖x‖², b_v = 1 − c‖v‖²),
+    # regrouped as a combination of the inputs,
+    #   x ⊕ v = ((b_x + c‖s‖²) x + b_x k u) / (b_x b_v + c‖s‖²),
+    # with ‖x‖² shared and ‖v‖² = k²‖u‖². Neither v nor the numerator is formed as an
+    # (..., d) array, so the gradient keeps two fewer such buffers than through
+    # `_mobius_add` (the fwd+bwd was 1.15× slower than Ungar's form; now faster than it).
+    # ‖s‖² is still summed from s itself: no cancellation when v ≈ −x.
+    x2, u2 = _sq(x), _sq(u)
+    bx = _one_minus_cx2(x2, c)
+    k = tanh_ratio(c * u2 / (bx * bx)) / bx
+    s2 = _sq(x + k * u)
+    # k = 0 only where ‖u‖² overflowed (‖u‖ > 1.8e19 in float32): v = 0 there, as k·u gives.
+    v2 = jnp.where(k > 0, k * (k * u2), 0)
+    bv = _one_minus_cx2(v2, c)
+    den = clamp_min(bx * bv + c * s2)
+    return _project(((bx + c * s2) / den) * x + (bx * k / den) * u, c, eps)
 
 
 def _logmap(x, y, c):

@@ -285,3 +285,61 @@ def test_per_point_factor_broadcasting_still_works():
     assert pm.mobius_scalar_mul(jnp.ones((3, 1)), x).shape == (3, 2)
     assert pm.geodesic(jnp.full((4, 1, 1), 0.5), x, -x).shape == (4, 3, 2)
     assert pm.geodesic(0.5, x, -x).shape == (3, 2)
+
+
+# ------------------------------------------- expmap regrouped from the inputs (issue 19)
+
+
+def test_expmap_equals_mobius_add_of_the_scaled_tangent_in_float64():
+    # _expmap writes x ⊕ v (v = tanh(√c λ_x‖u‖/2) u/(√c‖u‖)) as a combination of x and u;
+    # it must be the same point as the generic Möbius addition.
+    rng = np.random.default_rng(8)
+    with jax.enable_x64(True):
+        for k in (-1.0, -0.3, -5.0):
+            c = -k
+            x = rng.normal(size=(300, 4))
+            x *= rng.uniform(0, 0.999, (300, 1)) / np.linalg.norm(x, axis=-1, keepdims=True)
+            x /= np.sqrt(c)
+            u = rng.normal(size=(300, 4)) * 10.0 ** rng.uniform(-3, 1, (300, 1))
+            lam = 2 / (1 - c * np.sum(x * x, -1, keepdims=True))
+            nu = np.linalg.norm(u, axis=-1, keepdims=True)
+            v = np.tanh(np.sqrt(c) * lam * nu / 2) * u / (np.sqrt(c) * nu)
+            want = np.asarray(pm.project(pm.mobius_add(x, v, curvature=k), curvature=k))
+            got = np.asarray(pm.expmap(x, u, curvature=k))
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("k", [-1.0, -4.0])
+def test_expmap_gradient_with_v_near_minus_x_matches_float64(k):
+    # Near the boundary with u pointing back through the origin, x + v cancels: the float32
+    # gradient must stay as close to the float64 one as through `mobius_add` (p99 row error
+    # ≈ 3e-4 here, both forms); Ungar's form 1 + 2c⟨x,v⟩ + … gave 5e-2.
+    rng = np.random.default_rng(9)
+    n, d = 2000, 5
+    x = rng.normal(size=(n, d))
+    x *= rng.uniform(0.99, 0.999, (n, 1)) / np.linalg.norm(x, axis=-1, keepdims=True)
+    x /= np.sqrt(-k)
+    scale = 10.0 ** rng.uniform(-6, 2, (n, 1))
+    u = -x * scale * rng.uniform(0.1, 10, (n, 1)) + 1e-3 * scale * rng.normal(size=(n, d))
+    weights = np.cos(np.arange(d) + 0.3)
+
+    def loss(x, u):
+        return jnp.sum(pm.expmap(x, u, curvature=k) * weights)
+
+    x32, u32 = jnp.asarray(x, F32), jnp.asarray(u, F32)
+    got = jax.grad(loss, argnums=(0, 1))(x32, u32)
+    with jax.enable_x64(True):
+        want = jax.grad(loss, argnums=(0, 1))(
+            jnp.asarray(x32, jnp.float64), jnp.asarray(u32, jnp.float64)
+        )
+    for g, w in zip(got, want, strict=True):
+        g, w = np.asarray(g, np.float64), np.asarray(w)
+        err = np.linalg.norm(g - w, axis=-1) / np.linalg.norm(w, axis=-1)
+        assert np.percentile(err, 99) < 1e-3, np.percentile(err, 99)
+
+
+def test_expmap_of_a_tangent_whose_square_norm_overflows_stays_finite():
+    # ‖u‖² = inf in float32 beyond ‖u‖ ≈ 1.8e19 (k = 0 then): the value stays finite.
+    x = jnp.asarray([[0.3, -0.2, 0.1], [0.0, 0.0, 0.0]], F32)
+    u = jnp.asarray([[1.0, 2.0, -1.0]] * 2, F32) * 1e20
+    assert np.all(np.isfinite(np.asarray(pm.expmap(x, u))))
