@@ -263,8 +263,8 @@ def _plan_wide(n: int, k: int, c: int, segment: int, row_stride: int | None):
     while rg // 2 > 2 * k and _buffer(groups(rg // 2, stride)[3]) == cap0:
         rg //= 2
     ng, bp, _, expect = groups(rg, stride)
-    if ng <= k:
-        return None
+    if ng <= k or -(-(nch // stride) // bp) > 65535 or n >= 2**31:
+        return None  # too few maxima; a row-bound grid too long; int32 indices
     cap = max(_buffer(expect), _pow2ceil(k))
     if cap > CAPACITY_MAX:
         return None
