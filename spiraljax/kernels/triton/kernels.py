@@ -1,6 +1,6 @@
 """Triton kernels of the filtered Rank-K selection (imported lazily: needs ``triton``).
 
-Three kernels, each one pass; ``select.py`` chains them and says why the result is exact.
+Four kernels, each one pass; ``select.py`` chains them and says why the result is exact.
 
 * ``scan`` (grid ``rows × chunks``) reads a chunk of ``C`` entries of a row once, as raw
   bits, and turns them into the order key of ``keys.kind_key`` in registers.
@@ -16,11 +16,21 @@ Three kernels, each one pass; ``select.py`` chains them and says why the result 
   ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
   above it. ``MODE == 3`` (Mid-K, and the sampled row bound): writes the keys of a sample
   of the row (blocks of ``SB`` consecutive keys at even strides).
+  Mode 0 with ``PIPE > 1`` makes each group the union of the matching slices of PIPE
+  chunks (long rows: fewer, larger groups). ``SPARSE``: modes 1 and 2 append a tile's
+  survivors only after one count over the tile found some.
 * ``kth`` (grid ``rows``): the k-th largest of a row's group maxima (or sample keys).
+* ``segk`` (grid ``rows × segments``, long rows selected whole): for a row whose buffer
+  overflowed, the k of each segment of the row, in parallel (``exact_k``); nothing for
+  rows that fit.
 * ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k
   (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``). ``REPAIR``: a row
   whose buffer overflowed takes its k from the input instead (``exact_k``: 34 counting
-  passes over the row, into a scratch), so Top/Bottom-K needs no fallback launch.
+  passes over the row, into a scratch), and a Mid-K row whose band failed its ranks
+  (``exact_band``: 64 passes), so no fallback launch is needed. ``MEND`` (long rows): an
+  overflowed row's k from ``segk``'s candidates (``top_packed``: a 64-bit bitwise
+  search). ``SEARCH``: the k are found by a bitwise search over the buffer and only they
+  are sorted.
 
 Counters are two int32 per row: survivors, and (Mid-K) keys above the band.
 
