@@ -28,6 +28,8 @@ negatives) for the same epochs.
     python benchmarks/nouns_embedding.py --subtree mammal.n.01 --budget 5 --dim-budget 3 \\
         --dims 2,10 --eval-sample 200                             # CPU smoke test
     python benchmarks/nouns_embedding.py --cpu-compare --cpu-epochs 2
+    python benchmarks/nouns_embedding.py --candidates burn-in --dims 10 --budget 85 \\
+        --total-budget 520 --eval-reserve 15 --name nouns_burn_in   # GPU: burn-in sweep
 
 Writes ``nouns_embedding.{json,md}`` (``nouns_embedding_cpu`` for ``--cpu-compare``) to
 ``$OUT`` if set, else ``benchmarks/results/``.
@@ -51,6 +53,14 @@ from spiraljax.data import EdgeList, closure_under, load_noun_closure
 from spiraljax.embedding import reconstruction_metrics, train
 from spiraljax.embedding.recipes import recipe
 
+# EmbedConfig burn-in of the reference's train-nouns.sh (see spiraljax/embedding/trainer.py).
+REF_BURN_IN = {
+    "burn_in": 20,
+    "burn_in_lr_factor": 0.01,
+    "burn_in_negatives": 5,
+    "burn_in_unigram_power": 1.0,
+}
+CAP_240 = {"lr": 240.0, "max_step": 0.3}  # the best so far: MAP 0.846, MR 7.38 in 95 s
 # name -> EmbedConfig overrides of the nouns recipe (dim 10, batch 4096, lr 120, float64).
 CANDIDATES: dict[str, dict] = {
     "rsgd-b4096-lr120": {},
@@ -65,7 +75,29 @@ CANDIDATES: dict[str, dict] = {
     "rsgd-b4096-lr480-cap0.3": {"lr": 480.0, "max_step": 0.3},
     "rsgd-b8192-lr960-cap0.3": {"batch_size": 8192, "lr": 960.0, "max_step": 0.3},
     "rsgd-b8192-lr480-cap0.3": {"batch_size": 8192, "lr": 480.0, "max_step": 0.3},
+    # The reference's burn-in for the nouns (train-nouns.sh: -burnin 20 -burnin_multiplier
+    # 0.01 -neg_multiplier 0.1 -dampening 1.0): lr × 0.01, 5 negatives ∝ parent count,
+    # where the candidates above burn in for 20 epochs at lr × 0.1 with 50 unigram^0.75
+    # negatives. On the CPU proxy (benchmarks/results/burn_in_proxy.md: WordNet animals,
+    # batch 2048, lr 240, cap 0.3, 300 epochs) it trains better the longer it runs, up to
+    # 2/3 of the epochs (MAP 0.93 → 0.96 from 20 to 200 burn-in epochs; burn-in alone: 0.02),
+    # and its epochs are 4–6× cheaper on the CPU (5 negatives instead of 50; less on a GPU,
+    # where a step of the nouns takes ≈ 0.2 ms). The nouns run ≈ 2,300 main epochs in 85 s:
+    # burn-ins of 100 to 2,000 epochs (2,000 at the main epochs' cost would still leave
+    # ≈ 13 s of main phase).
+    **{
+        f"rsgd-b4096-lr240-cap0.3-refburn{n}": {**CAP_240, **REF_BURN_IN, "burn_in": n}
+        for n in (20, 100, 500, 1000, 2000)
+    },
+    "rsgd-b4096-lr360-cap0.3-refburn500": {**CAP_240, **REF_BURN_IN, "lr": 360.0, "burn_in": 500},
+    "rsgd-b4096-lr240-cap0.3-noburn": {**CAP_240, "burn_in": 0},
 }
+# One GPU call (≈ 8 min on an H200, module docstring): the best recipe so far beside the
+# reference burn-in for 100 to 2,000 epochs.
+BURN_IN_SWEEP = ",".join(
+    ["rsgd-b4096-lr240-cap0.3"]
+    + [f"rsgd-b4096-lr240-cap0.3-refburn{n}" for n in (100, 500, 1000, 2000)]
+)
 DEFAULT_CANDIDATES = "rsgd-b4096-lr120,rsgd-b4096-lr120-cosine"
 MAX_EPOCHS = 100_000
 
@@ -128,6 +160,12 @@ def run_one(graph, name, overrides, *, dim, budget, epochs=None, eval_sample=Non
         "eval_block_bytes": _eval_block_bytes(result.embedding, graph),
         "peak_bytes_in_use": _peak_bytes(),
         "final_loss": float(result.losses[-1]),
+        # the burn-in's epochs run and their seconds (its epochs can cost less than the
+        # main ones: burn_in_negatives)
+        "burn_in_epochs_run": min(len(result.losses), cfg.burn_in),
+        "burn_in_seconds": float(
+            np.sum(graph.num_edges / result.relations_per_second[: cfg.burn_in])
+        ),
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
     }
     return row, result
@@ -176,7 +214,7 @@ def sweep(args, graph, out: Path) -> None:
         )
         write_results(args.name, payload, md, out=out)
 
-    names = args.candidates.split(",")
+    names = (BURN_IN_SWEEP if args.candidates == "burn-in" else args.candidates).split(",")
     for name in names:
         if name not in CANDIDATES:
             raise SystemExit(f"unknown candidate {name!r}; choose from {sorted(CANDIDATES)}")
@@ -202,6 +240,7 @@ def sweep(args, graph, out: Path) -> None:
             rate_epochs_per_s = len(result.losses) / result.train_seconds
         rows.append(row)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
+        print(f"  burn-in: {row['burn_in_epochs_run']} epochs, {row['burn_in_seconds']:.1f} s")
         save()
     best = max((r for r in rows if r["dim"] == 10), key=lambda r: r["map"])
     payload["chosen"] = best["recipe"]
@@ -337,7 +376,11 @@ def main(argv=None) -> int:
     p.add_argument("--dim-budget", type=float, default=30.0, help="s of training per dim")
     p.add_argument("--total-budget", type=float, default=480.0, help="s for the whole call")
     p.add_argument("--eval-reserve", type=float, default=25.0, help="s kept for each eval")
-    p.add_argument("--candidates", default=DEFAULT_CANDIDATES)
+    p.add_argument(
+        "--candidates",
+        default=DEFAULT_CANDIDATES,
+        help="comma-separated CANDIDATES names, or 'burn-in' for BURN_IN_SWEEP",
+    )
     p.add_argument("--dims", default="2,5,10,20,50")
     p.add_argument("--subtree", default=None, help="train on the closure under this synset")
     p.add_argument("--eval-sample", type=int, default=None, help="approximate evaluation")

@@ -42,7 +42,8 @@ def test_embed_tiny_tsv(tiny, tmp_path, capsys):
         "dim": 2, "epochs": 2, "lr": 0.1, "negatives": 3, "burn_in": 1, "batch_size": 3,
         "seed": 3, "curvature": -1.0, "dtype": "float32", "retraction": "expmap",
         "optimizer": "rsgd", "lr_schedule": "constant", "time_budget": None, "max_step": None,
-        "manifold": "poincare",
+        "manifold": "poincare", "burn_in_lr_factor": 0.1, "burn_in_negatives": None,
+        "burn_in_unigram_power": 0.75,
     }  # fmt: skip
     assert metrics["num_edges"] == 6 and 1.0 <= metrics["mean_rank"]
     assert 0.0 < metrics["map"] <= 1.0
@@ -132,6 +133,12 @@ def test_embed_lorentz_trains_the_hyperboloid(tiny, tmp_path, capsys):
         ["embed", "--time-budget", "0"],
         ["embed", "--max-step", "-1"],
         ["embed", "--optimizer", "lbfgs"],
+        ["embed", "--burn-in-lr-factor", "0"],
+        ["embed", "--burn-in-lr-factor", "inf"],
+        ["embed", "--burn-in-negatives", "0"],
+        ["embed", "--burn-in-negatives", "2.5"],
+        ["embed", "--burn-in-unigram-power", "-1"],
+        ["embed", "--burn-in-unigram-power", "nan"],
     ],
 )
 def test_embed_bad_dataset_options_exit_2(argv, capsys):
@@ -225,3 +232,38 @@ def test_embed_without_matplotlib_skips_the_plot_with_a_note(tiny, tmp_path, mon
     assert cli.main(argv) == 0
     assert "matplotlib is not installed" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["embedding.npz", "metrics.json"]
+
+
+def test_embed_burn_in_options_reach_the_config():
+    parser = cli.build_parser()
+    argv = ["embed", "--dataset", "nouns", "--burn-in-lr-factor", "0.01",
+            "--burn-in-negatives", "5", "--burn-in-unigram-power", "1"]  # fmt: skip
+    cfg = cli.embed._embed_config(parser.parse_args(argv), "nouns")
+    assert (cfg.burn_in_lr_factor, cfg.burn_in_negatives, cfg.burn_in_unigram_power) == (
+        0.01, 5, 1.0,
+    )  # fmt: skip
+    default = cli.embed._embed_config(parser.parse_args(["embed"]), "mammals")
+    assert (default.burn_in_lr_factor, default.burn_in_negatives) == (0.1, None)
+    assert default.burn_in_unigram_power == 0.75
+
+
+def test_embed_burn_in_negatives_above_negatives_is_refused(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["embed", "--data", str(tiny), "--negatives", "3", "--burn-in-negatives", "4",
+            "--output", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "burn_in_negatives=4" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_embed_records_the_burn_in_settings(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["embed", "--data", str(tiny), "--closure", "--dim", "2", "--epochs", "2",
+            "--burn-in", "1", "--batch-size", "3", "--negatives", "3", "--lr", "0.1",
+            "--burn-in-lr-factor", "0.01", "--burn-in-negatives", "2", "--burn-in-unigram-power",
+            "1.0", "--output", str(out), "--quiet", "--no-plot"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "burn-in 1 at lr×0.01, 2 negatives" in capsys.readouterr().out
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["burn_in_lr_factor"], config["burn_in_negatives"]) == (0.01, 2)
+    assert config["burn_in_unigram_power"] == 1.0

@@ -54,6 +54,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
+
+
 def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: str) -> None:
     p.add_argument(
         "--dim",
@@ -83,7 +90,7 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: dict, output: st
         "--burn-in",
         type=_nonnegative_int,
         default=defaults["burn_in"],
-        help="initial epochs at lr × 0.1 (default: %(default)s)",
+        help="initial epochs at a reduced lr with unigram negatives (default: %(default)s)",
     )
     p.add_argument(
         "--batch-size",
@@ -142,6 +149,8 @@ def register_demo(subparsers) -> None:
 # Options of `spiraljax embed` whose default comes from the --dataset recipe
 # (spiraljax/embedding/recipes.py); None on the command line means "the recipe's".
 RECIPE_OPTIONS = ("dim", "epochs", "lr", "negatives", "burn_in", "batch_size", "seed")
+# `spiraljax embed` options of the burn-in (EmbedConfig fields of the same names).
+BURN_IN_OPTIONS = ("burn_in_lr_factor", "burn_in_negatives", "burn_in_unigram_power")
 
 
 def register_embed(subparsers) -> None:
@@ -203,6 +212,27 @@ def register_embed(subparsers) -> None:
         "learning rate (default: none)",
     )
     p.add_argument(
+        "--burn-in-lr-factor",
+        type=_positive_float,
+        default=None,
+        help="burn-in learning rate as a multiple of --lr (default: 0.1; the reference's "
+        "embed.py uses 0.01)",
+    )
+    p.add_argument(
+        "--burn-in-negatives",
+        type=_positive_int,
+        default=None,
+        help="negatives per pair during burn-in, at most --negatives (default: --negatives; "
+        "the reference's train-nouns.sh uses 5 of 50)",
+    )
+    p.add_argument(
+        "--burn-in-unigram-power",
+        type=_nonnegative_float,
+        default=None,
+        help="burn-in negatives are drawn ∝ (times a node is a parent) ** this power, 0 = "
+        "uniform (default: 0.75; train-nouns.sh uses 1.0)",
+    )
+    p.add_argument(
         "--eval-sample",
         type=_positive_int,
         default=None,
@@ -217,7 +247,7 @@ def _embed_config(args: argparse.Namespace, dataset: str):
     from spiraljax.embedding.recipes import recipe
 
     overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    for k in ("optimizer", "lr_schedule", "time_budget", "max_step", "manifold"):
+    for k in ("optimizer", "lr_schedule", "time_budget", "max_step", "manifold", *BURN_IN_OPTIONS):
         if getattr(args, k) is not None:
             overrides[k] = getattr(args, k)
     return recipe(dataset, dtype=args.dtype, devices=args.devices, **overrides)
@@ -287,7 +317,9 @@ def _train_and_report(
     print(f"data: {graph.source}: {graph.num_nodes} nodes, {graph.num_edges} edges")
     print(
         f"training: dim={config.dim} epochs={config.epochs} (burn-in {config.burn_in} at "
-        f"lr×0.1) lr={config.lr} negatives={config.negatives} batch={config.batch_size} "
+        f"lr×{config.burn_in_lr_factor:g}, {config.burn_in_negatives or config.negatives} "
+        f"negatives ∝ parents^{config.burn_in_unigram_power:g}) lr={config.lr} "
+        f"negatives={config.negatives} batch={config.batch_size} "
         f"seed={config.seed} {config.dtype} devices={config.devices} "
         f"optimizer={config.optimizer} schedule={config.lr_schedule} {config.manifold}"
         + (f" time budget {config.time_budget:g} s" if config.time_budget else "")
@@ -355,6 +387,9 @@ def _train_and_report(
             "time_budget": config.time_budget,
             "max_step": config.max_step,
             "manifold": config.manifold,
+            "burn_in_lr_factor": config.burn_in_lr_factor,
+            "burn_in_negatives": config.burn_in_negatives,
+            "burn_in_unigram_power": config.burn_in_unigram_power,
         },
         "final_loss": float(result.losses[-1]),
         "train_seconds": result.train_seconds,

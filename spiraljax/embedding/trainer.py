@@ -16,9 +16,15 @@ Recipe of the reference implementation (facebookresearch/poincare-embeddings
 ``train-mammals.sh``, ``hype/graph_dataset.pyx``), followed here:
 
 * initialisation uniform in [−10⁻³, 10⁻³]^d;
-* the first ``burn_in`` epochs run at ``lr × 0.1`` and draw negatives from the unigram
-  distribution of the parents raised to 0.75 (frequent ancestors more often); afterwards
-  negatives are uniform over the nodes;
+* the first ``burn_in`` epochs run at ``lr × burn_in_lr_factor`` and draw negatives from
+  the unigram distribution of the parents raised to ``burn_in_unigram_power`` (frequent
+  ancestors more often; the reference's ``-dampening``), ``burn_in_negatives`` of them per
+  pair (the reference's ``-neg_multiplier × negs``); afterwards ``negatives`` negatives,
+  uniform over the nodes. The defaults (0.1, 0.75, all ``negatives``) are those of
+  ``hype/train.py`` and the graph dataset; the reference's ``embed.py`` overrides the
+  factor to 0.01 by default, and ``train-nouns.sh`` runs the nouns with factor 0.01,
+  0.1 × 50 = 5 burn-in negatives and power 1.0 (it passes ``-dampening`` twice, 0.75 then
+  1.0; the last wins);
 * a candidate negative equal to u or to a true neighbour of u is rejected. Here the k
   candidates are drawn with replacement and rejected ones are masked out of the softmax
   (the reference resamples up to 10·k times instead); a pair whose candidates are all
@@ -34,7 +40,8 @@ of the WordNet nouns, with its learning-rate scaling, is in ``spiraljax/embeddin
 and ``docs/how-to/wordnet-nouns.md``.
 
 The epoch is one jit-compiled function (its negatives drawn up front: memory
-O(edges · negatives)); a tqdm bar shows the loss, relations/s, the ETA over ``epochs`` and
+O(edges · negatives)), a second one for the burn-in when it draws fewer negatives
+(``burn_in_negatives``); a tqdm bar shows the loss, relations/s, the ETA over ``epochs`` and
 the time left of ``time_budget``. A row whose gradient is
 zero is left exactly as it is (RSGD would only re-round it), so the update can act on the
 batch's gathered rows or on the whole table (when b·(2 + k) ≥ n, cheaper) alike.
@@ -91,8 +98,8 @@ from spiraljax.optim import apply_updates, riemannian_adam, riemannian_sgd
 
 __all__ = ["EmbedConfig", "EmbedResult", "nickel_kiela_loss", "train"]
 
-BURN_IN_LR_MULTIPLIER = 0.1
-UNIGRAM_POWER = 0.75
+BURN_IN_LR_MULTIPLIER = 0.1  # default of EmbedConfig.burn_in_lr_factor
+UNIGRAM_POWER = 0.75  # default of EmbedConfig.burn_in_unigram_power
 OPTIMIZERS = ("rsgd", "radam")
 LR_SCHEDULES = ("constant", "cosine")
 COSINE_FLOOR = 0.01
@@ -107,7 +114,20 @@ class EmbedConfig:
       epochs: passes over the edges, burn-in included.
       lr: learning rate of Riemannian SGD after burn-in.
       negatives: negatives drawn per positive pair.
-      burn_in: number of initial epochs at ``lr × 0.1`` with unigram negatives.
+      burn_in: number of initial epochs at ``lr × burn_in_lr_factor`` with unigram
+        negatives.
+      burn_in_lr_factor: the burn-in's learning rate as a multiple of ``lr`` (finite,
+        > 0). Default 0.1 (``hype/train.py``'s ``_lr_multiplier``); the reference's
+        ``embed.py`` overrides it with ``-burnin_multiplier``, default 0.01, so its
+        mammal and noun scripts both run the burn-in at ``lr × 0.01``.
+      burn_in_negatives: negatives per pair during burn-in, 1 … ``negatives``; ``None``
+        (default) draws ``negatives``. The reference draws ``int(neg_multiplier ·
+        negs)``: 5 of 50 in ``train-nouns.sh`` (``-neg_multiplier 0.1``). Fewer than
+        ``negatives`` compiles a second epoch function for the burn-in, whose steps are
+        cheaper (they gather b·(2 + burn_in_negatives) rows instead of b·(2 + negatives)).
+      burn_in_unigram_power: the burn-in's negatives are drawn ∝ (times the node is a
+        parent) ** this power (finite, ≥ 0); default 0.75 (the reference's
+        ``-dampening``; 1.0 in ``train-nouns.sh``). 0 draws uniformly over all nodes.
       batch_size: positive pairs per step.
       seed: PRNG seed (initialisation, edge order, negatives).
       curvature: K < 0 of the ball.
@@ -135,7 +155,7 @@ class EmbedConfig:
         Adam, ``spiraljax.optim.riemannian_adam``, default betas; its moments cover the
         whole table, so every step updates the table densely; rows with a zero gradient in
         a step are kept where they are while their moments decay). Burn-in runs either at
-        ``lr × 0.1``.
+        ``lr × burn_in_lr_factor``.
       lr_schedule: after burn-in, ``"constant"`` (``lr``, the reference) or ``"cosine"``
         (half a cosine from ``lr`` down to ``lr × 0.01`` at the last step of ``epochs``;
         a run cut short by ``time_budget`` stops before the end of the decay).
@@ -169,6 +189,9 @@ class EmbedConfig:
     time_budget: float | None = None
     manifold: str = "poincare"
     max_step: float | None = None
+    burn_in_lr_factor: float = BURN_IN_LR_MULTIPLIER
+    burn_in_negatives: int | None = None
+    burn_in_unigram_power: float = UNIGRAM_POWER
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -185,6 +208,22 @@ class EmbedConfig:
             raise ValueError(f"burn_in={self.burn_in!r} must be an integer ≥ 0")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr={self.lr!r} must be a finite number > 0")
+        factor = self.burn_in_lr_factor
+        if not (_is_real(factor) and math.isfinite(factor) and factor > 0):
+            raise ValueError(f"burn_in_lr_factor={factor!r} must be a finite number > 0")
+        power = self.burn_in_unigram_power
+        if not (_is_real(power) and math.isfinite(power) and power >= 0):
+            raise ValueError(f"burn_in_unigram_power={power!r} must be a finite number ≥ 0")
+        k_burn = self.burn_in_negatives
+        if k_burn is not None and not (
+            isinstance(k_burn, int | np.integer)
+            and not isinstance(k_burn, bool)
+            and 1 <= k_burn <= self.negatives
+        ):
+            raise ValueError(
+                f"burn_in_negatives={k_burn!r} must be None or an integer in "
+                f"[1, negatives={self.negatives}]"
+            )
         if not (math.isfinite(self.curvature) and self.curvature < 0):
             raise ValueError(f"curvature={self.curvature!r} must be finite and < 0")
         if self.dtype not in ("float32", "float64"):
@@ -211,6 +250,11 @@ class EmbedConfig:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by devices={self.devices}"
             )
+
+
+def _is_real(value) -> bool:
+    """A Python or NumPy real number (not a bool, not a string)."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +290,7 @@ class EmbedResult:
 class _Tables(NamedTuple):
     edges: jax.Array  # (m, 2) int32
     neighbours: jax.Array  # (n, max_degree) int32, −1 padded: true neighbours of each node
-    unigram_cdf: jax.Array  # (n,) float32, cumulative unigram^0.75 distribution
+    unigram_cdf: jax.Array  # (n,) float32, cumulative unigram^power distribution
 
 
 def nickel_kiela_loss(
@@ -289,21 +333,25 @@ def _pair_losses(table, pairs, negatives, negative_mask, curvature, manifold="po
     return jax.nn.logsumexp(logits, axis=1) - logits[:, 0]
 
 
-def _tables(graph: EdgeList) -> _Tables:
+def _tables(graph: EdgeList, unigram_power: float = UNIGRAM_POWER) -> _Tables:
     n = graph.num_nodes
     sources, table = neighbour_table(graph)
     neighbours = np.full((n, table.shape[1]), -1, np.int32)
     neighbours[sources] = table
-    counts = np.bincount(graph.edges[:, 1], minlength=n).astype(np.float64) ** UNIGRAM_POWER
-    cdf = np.cumsum(counts / counts.sum())
+    counts = np.bincount(graph.edges[:, 1], minlength=n).astype(np.float64)
+    with np.errstate(over="ignore"):
+        weights = counts**unigram_power
+    if not np.isfinite(weights.sum()):  # a large power overflows: scale the counts first
+        weights = (counts / counts.max()) ** unigram_power
+    cdf = np.cumsum(weights / weights.sum())
     return _Tables(jnp.asarray(graph.edges), jnp.asarray(neighbours), jnp.asarray(cdf, jnp.float32))
 
 
 def _sample_negatives(key, u, tables: _Tables, k: int, burn_in):
     """Child ids ``u`` (any shape S) → (S, k) candidate negatives and their validity mask.
 
-    ``burn_in`` (a traced bool) selects the unigram^0.75 sampler over the uniform one, so
-    both phases share one compiled epoch.
+    ``burn_in`` (a traced bool) selects the unigram sampler (``tables.unigram_cdf``) over
+    the uniform one, so both phases can share one compiled epoch.
     """
     n = tables.neighbours.shape[0]
     shape = (*u.shape, k)
@@ -400,6 +448,7 @@ def _epoch_function(
     steps_total: int = 0,
     manifold: str = "poincare",
     max_step: float | None = None,
+    burn_in_lr_factor: float = BURN_IN_LR_MULTIPLIER,
 ):
     """``(optimizer, epoch)``: the RSGD transform with the burn-in schedule, and a
     jit-compiled epoch (permute the edges, draw the negatives, ``lax.scan`` over batches).
@@ -415,7 +464,7 @@ def _epoch_function(
     data of the same size) reuse the compilation.
     """
     b, k = batch_size, negatives
-    lr_burn_in = lr * BURN_IN_LR_MULTIPLIER
+    lr_burn_in = lr * burn_in_lr_factor
     # A step is lr_t·rgrad with lr_t ≤ lr: capping ‖rgrad‖ at max_step / lr caps its length.
     max_rgrad = None if max_step is None else max_step / lr
 
@@ -555,7 +604,7 @@ def _train(
     from tqdm import tqdm
 
     dtype = jnp.dtype(config.dtype)
-    tables = _tables(graph)
+    tables = _tables(graph, float(config.burn_in_unigram_power))
     m = graph.num_edges
     num_batches = -(-m // config.batch_size)
     mesh = None
@@ -568,22 +617,34 @@ def _train(
             )
         replicated = MeshLayout.replicated(config.devices)
         mesh = replicated.mesh
-    optimizer, epoch_fn = _epoch_function(
-        config.batch_size,
-        config.negatives,
-        float(config.curvature),
-        config.retraction,
-        float(config.lr),
-        config.burn_in * num_batches,
-        num_batches,
-        mesh,
-        _dense_update(config, graph.num_nodes),
-        config.optimizer,
-        config.lr_schedule,
-        config.epochs * num_batches,
-        config.manifold,
-        None if config.max_step is None else float(config.max_step),
-    )
+
+    def epoch_function(phase: EmbedConfig):
+        return _epoch_function(
+            phase.batch_size,
+            phase.negatives,
+            float(phase.curvature),
+            phase.retraction,
+            float(phase.lr),
+            phase.burn_in * num_batches,
+            num_batches,
+            mesh,
+            _dense_update(phase, graph.num_nodes),
+            phase.optimizer,
+            phase.lr_schedule,
+            phase.epochs * num_batches,
+            phase.manifold,
+            None if phase.max_step is None else float(phase.max_step),
+            float(phase.burn_in_lr_factor),
+        )
+
+    optimizer, main_epoch = epoch_function(config)
+    burn_in_epoch = main_epoch
+    k_burn = config.burn_in_negatives
+    if config.burn_in and k_burn is not None and k_burn != config.negatives:
+        # Fewer negatives in burn-in: an epoch function of their own (its own compilation,
+        # cheaper steps). The schedule and the optimizer state are those of the main one.
+        burn_in_config = dataclasses.replace(config, negatives=k_burn, burn_in_negatives=None)
+        _, burn_in_epoch = epoch_function(burn_in_config)
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)
     table = jax.random.uniform(init_key, (graph.num_nodes, config.dim), dtype, -1e-3, 1e-3)
@@ -612,6 +673,7 @@ def _train(
         burn_in = e < config.burn_in
         key, epoch_key = jax.random.split(key)
         t0 = time.perf_counter()
+        epoch_fn = burn_in_epoch if burn_in else main_epoch
         table, opt_state, loss = epoch_fn(table, opt_state, epoch_key, tables, jnp.asarray(burn_in))
         losses[e] = float(loss)  # blocks until the epoch is done
         rates[e] = m / (time.perf_counter() - t0)

@@ -234,6 +234,16 @@ def test_negatives_for_a_grid_of_children():
         ({"max_step": 0.0}, "max_step=0.0"),
         ({"max_step": float("inf")}, "max_step=inf"),
         ({"max_step": "1"}, "max_step='1'"),
+        ({"burn_in_lr_factor": 0.0}, "burn_in_lr_factor=0.0"),
+        ({"burn_in_lr_factor": -0.01}, "burn_in_lr_factor=-0.01"),
+        ({"burn_in_lr_factor": float("inf")}, "burn_in_lr_factor=inf"),
+        ({"burn_in_lr_factor": "0.01"}, "burn_in_lr_factor='0.01'"),
+        ({"burn_in_negatives": 0}, "burn_in_negatives=0"),
+        ({"burn_in_negatives": 51}, r"burn_in_negatives=51 .*negatives=50"),
+        ({"burn_in_negatives": 2.5}, "burn_in_negatives=2.5"),
+        ({"burn_in_negatives": True}, "burn_in_negatives=True"),
+        ({"burn_in_unigram_power": -1.0}, "burn_in_unigram_power=-1.0"),
+        ({"burn_in_unigram_power": float("nan")}, "burn_in_unigram_power=nan"),
     ],
 )
 def test_bad_config(kwargs, message):
@@ -336,3 +346,90 @@ def test_max_step_bounds_how_far_a_row_moves_in_one_step(manifold):
     # a cap no step reaches changes nothing, bit for bit
     same = tables(max_step=1e6)
     np.testing.assert_array_equal(same[1], free[1])
+
+
+def test_burn_in_lr_factor_sets_the_burn_in_step():
+    steps_burn_in, lr = 3, 2.0
+    optimizer, _ = trainer_module._epoch_function(
+        1, 1, -1.0, "expmap", lr, steps_burn_in, 1, None, True, "rsgd", "constant", 6,
+        burn_in_lr_factor=0.01,
+    )  # fmt: skip
+    x = jnp.zeros((1, 2), jnp.float32)
+    g = jnp.array([[1e-3, 0.0]], jnp.float32)
+    state = optimizer.init(x)
+    sizes = []
+    for _ in range(6):
+        u, state = optimizer.update(g, state, x)
+        sizes.append(float(-u[0, 0]) / (1e-3 / 4))  # the step is lr·g/λ₀², λ₀² = 4
+    np.testing.assert_allclose(sizes[:3], 0.01 * lr, rtol=1e-3)
+    np.testing.assert_allclose(sizes[3:], lr, rtol=1e-3)
+
+
+def _tables_per_epoch(**kw):
+    seen = []
+    base = dict(dim=2, epochs=3, lr=0.5, negatives=6, batch_size=8, seed=4)
+    result = train(TREE, EmbedConfig(**{**base, **kw}), progress=False,
+                   table_callback=lambda e, t: seen.append(np.array(t)))  # fmt: skip
+    return seen, result.losses
+
+
+def test_burn_in_epochs_train_at_lr_times_the_factor():
+    # Only lr × factor reaches the burn-in: (lr 1, factor 0.5) and (lr 2, factor 0.25)
+    # give the same burn-in epoch bit for bit (same negatives, same step), then part.
+    a, _ = _tables_per_epoch(lr=1.0, burn_in=1, burn_in_lr_factor=0.5)
+    b, _ = _tables_per_epoch(lr=2.0, burn_in=1, burn_in_lr_factor=0.25)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.allclose(a[1], b[1])
+    # and the factor matters: the default 0.1 moves the rows less in the burn-in epoch
+    c, _ = _tables_per_epoch(lr=1.0, burn_in=1)
+    init, _ = _tables_per_epoch(lr=1.0, burn_in=1, epochs=1, burn_in_lr_factor=1e-300)
+    moved_a = np.asarray(poincare.dist(a[0], init[0]))
+    moved_c = np.asarray(poincare.dist(c[0], init[0]))
+    assert moved_c.max() < 0.5 * moved_a.max()
+
+
+def test_zero_burn_in_ignores_the_burn_in_settings_bit_for_bit():
+    plain, plain_losses = _tables_per_epoch(burn_in=0)
+    other, other_losses = _tables_per_epoch(
+        burn_in=0, burn_in_lr_factor=0.01, burn_in_negatives=2, burn_in_unigram_power=1.0
+    )
+    for p, o in zip(plain, other, strict=True):
+        np.testing.assert_array_equal(p, o)
+    np.testing.assert_array_equal(plain_losses, other_losses)
+    # the same settings change a run that has a burn-in
+    with_burn_in, _ = _tables_per_epoch(burn_in=2)
+    changed, _ = _tables_per_epoch(
+        burn_in=2, burn_in_lr_factor=0.01, burn_in_negatives=2, burn_in_unigram_power=1.0
+    )
+    assert not np.allclose(with_burn_in[0], changed[0])
+
+
+def test_burn_in_epochs_draw_burn_in_negatives_and_the_main_epochs_all():
+    kw = dict(burn_in=2, burn_in_lr_factor=0.5)
+    fewer, _ = _tables_per_epoch(negatives=6, burn_in_negatives=3, epochs=4, **kw)
+    three, _ = _tables_per_epoch(negatives=3, epochs=4, **kw)
+    six, _ = _tables_per_epoch(negatives=6, epochs=4, **kw)
+    # burn-in: exactly the run with 3 negatives (the same draws, bit for bit) ...
+    for e in (0, 1):
+        np.testing.assert_array_equal(fewer[e], three[e])
+    assert not np.allclose(fewer[0], six[0])
+    # ... then 6 negatives: the main epochs part from the 3-negative run
+    assert not np.allclose(fewer[3], three[3])
+    # burn_in_negatives = negatives is the default, bit for bit
+    same, _ = _tables_per_epoch(negatives=6, burn_in_negatives=6, epochs=4, **kw)
+    np.testing.assert_array_equal(same[3], six[3])
+
+
+@pytest.mark.parametrize("power", [0.0, 0.75, 1.0, 400.0])
+def test_burn_in_unigram_power_shapes_the_negative_distribution(power):
+    counts = np.bincount(TREE.edges[:, 1], minlength=TREE.num_nodes).astype(np.float64)
+    cdf = np.asarray(trainer_module._tables(TREE, power).unigram_cdf, np.float64)
+    want = (counts / counts.max()) ** power
+    np.testing.assert_allclose(np.diff(cdf, prepend=0.0), want / want.sum(), atol=1e-6)
+    assert np.isfinite(cdf).all()
+    # a leaf's only rejected candidates are itself and its 3 ancestors: draw for a leaf
+    tables = trainer_module._tables(TREE, power)
+    u = jnp.full((20_000,), TREE.index("r000"), jnp.int32)
+    cand, _ = trainer_module._sample_negatives(jax.random.key(1), u, tables, 1, True)
+    freq = np.bincount(np.asarray(cand).ravel(), minlength=TREE.num_nodes) / u.size
+    np.testing.assert_allclose(freq, want / want.sum(), atol=0.02)
