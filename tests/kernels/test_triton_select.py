@@ -439,6 +439,14 @@ def test_wide_rows_that_overflow_are_repaired_over_segments(kind):
     _check(jnp.zeros((2, n), jnp.float32), k, kind, p, expect_ok=False)
 
 
+def test_wide_mend_falls_back_to_the_bitwise_search():
+    # Random rows with a buffer of exactly k slots: every row overflows, and more than k
+    # candidates pass the segments' bound, so pick takes the row's k by the 64-bit search.
+    n, k = 4 * 1024, 16
+    p = dataclasses.replace(fsel.plan_filter(n, k, segment=1024, chunk=256), capacity=16)
+    _check(_data(np.random.default_rng(13), 2, n, jnp.float32), k, "top", p, expect_ok=False)
+
+
 def test_wide_plan_is_the_default_beyond_the_segment():
     p = fsel.plan_filter(1 << 26, 1024)
     assert p.seg_len == 1 << 26 and p.repair_segment == fsel.SEGMENT and p.bound_pipe == 8

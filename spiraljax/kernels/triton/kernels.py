@@ -50,6 +50,7 @@ import triton.language as tl
 # Globals a kernel reads must be constexpr for the Triton compiler.
 I32_MIN = tl.constexpr(-2147483648)
 I64_MIN = tl.constexpr(-9223372036854775808)
+I64_MAX = tl.constexpr(9223372036854775807)
 
 # Input encodings (the raw bits the kernels read; see select._bits).
 F32, BF16, F16, I32, U32 = (tl.constexpr(v) for v in range(5))
@@ -354,6 +355,7 @@ def segk(
     cnt_ptr,
     x_ptr,
     seg_ptr,
+    low_ptr,
     n,
     nseg,
     seg_len,
@@ -367,7 +369,8 @@ def segk(
     """Grid (rows, nseg), for rows selected whole (no segments): where row r overflowed
     its buffer, program s writes the k largest keys of segment s of the row (packed,
     ``I64_MIN`` in unused slots) to the row's ``nseg · K`` scratch, which holds the row's
-    k among them; ``pick`` (``MEND``) takes them from there. Rows that fit: nothing."""
+    k among them, and the least of them to ``low[r, s]``; ``pick`` (``MEND``) takes the
+    row's k from there. Rows that fit: nothing."""
     r = tl.program_id(0)
     s = tl.program_id(1)
     if tl.load(cnt_ptr + 2 * r) > CAP:
@@ -376,12 +379,17 @@ def segk(
         tl.store(out64 + i, tl.full((KP,), I64_MIN, tl.int64), mask=i < K)
         tl.debug_barrier()
         exact_k(x_ptr, out64, r * nseg + s, n, nseg, seg_len, K, DT, BOTTOM, RB)
+        tl.debug_barrier()
+        least = tl.min(tl.load(out64 + i, mask=i < K, other=I64_MAX), axis=0)
+        low64 = low_ptr.to(tl.pointer_type(tl.int64))
+        tl.store(low64 + r.to(tl.int64) * nseg + s, least)
 
 
 def pick(
     cnt_ptr,
     cand_ptr,
     x_ptr,
+    low_ptr,
     idx_ptr,
     scr_ptr,
     n,
@@ -399,6 +407,7 @@ def pick(
     MEND: tl.constexpr = 0,
     SEARCH: tl.constexpr = 0,
     KP: tl.constexpr = 1,
+    NSP: tl.constexpr = 1,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
@@ -410,12 +419,32 @@ def pick(
     if MEND:
         if cnt > CAP:
             # The buffer overflowed: the row's k from its segments' k (``segk``), which
-            # ``x_ptr`` points at here (``nseg · K`` packed values per row).
+            # ``x_ptr`` points at here (``nseg · K`` packed values per row). The row's
+            # k-th largest packed value is ≥ every segment's (that segment alone holds k
+            # values ≥ its own), so the largest of the segments' least (``low_ptr``) is
+            # a bound: on tied or sorted rows only k pass it (else the bitwise search).
             src = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
             seg = x_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * (nseg * K)
-            top_packed(seg, nseg * K, src, r, K, RB)
+            s_i = tl.arange(0, NSP)
+            low = low_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * nseg
+            t = tl.max(tl.load(low + s_i, mask=s_i < nseg, other=I64_MIN), axis=0)
+            lane = tl.arange(0, RB)
+            got = r * 0
+            for b0 in range(0, nseg * K, RB):
+                v = tl.load(seg + b0 + lane, mask=b0 + lane < nseg * K, other=I64_MIN)
+                got += tl.sum((v >= t).to(tl.int32), axis=0)
+            if got <= CAP:
+                taken = r * 0
+                for b0 in range(0, nseg * K, RB):
+                    v = tl.load(seg + b0 + lane, mask=b0 + lane < nseg * K, other=I64_MIN)
+                    ki = (v >= t).to(tl.int32)
+                    tl.store(src + taken + tl.cumsum(ki, axis=0) - ki, v, mask=ki > 0)
+                    taken += tl.sum(ki, axis=0)
+                cnt = got
+            else:
+                top_packed(seg, nseg * K, src, r, K, RB)
+                cnt = cnt * 0 + K
             tl.debug_barrier()
-            cnt = cnt * 0 + K
     elif REPAIR:
         if MID:
             # The band held iff it kept no more than the buffer, at most S_RANK keys lie

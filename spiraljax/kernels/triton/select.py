@@ -569,18 +569,18 @@ def _launches(
                 "segk",
                 (vr, nrep),
                 ("cnt", "x"),
-                (("seg", (vr, 2 * nrep * k), np.int32),),
+                (("seg", (vr, 2 * nrep * k), np.int32), ("low", (vr, 2 * nrep), np.int32)),
                 dict(seg, CAP=p.capacity, K=k, KP=_pow2ceil(k)),
                 8,
                 (),
             )
         )
-        repair = dict(n=n, nseg=nrep, seg_len=p.repair_segment, MEND=1)
+        repair = dict(n=n, nseg=nrep, seg_len=p.repair_segment, MEND=1, NSP=_pow2ceil(nrep))
     steps.append(
         (
             "pick",
             (vr,),
-            ("cnt", "cand", "seg" if p.repair_segment else "x"),
+            ("cnt", "cand", "seg", "low") if p.repair_segment else ("cnt", "cand", "x", "none64"),
             (("idx", (vr, k), np.int32), ("scr", (vr, 2 * p.capacity), np.int32)),
             dict(
                 repair,
@@ -829,7 +829,7 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
             (
                 "pick",
                 (rows,),
-                ("cnt", "cand", "none32"),
+                ("cnt", "cand", "none32", "none64"),
                 (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
                 dict(n=1, nseg=1, seg_len=1, CAP=cap, K=k),
                 _pick_warps(cap),
@@ -980,7 +980,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
         (
             "pick",
             (rows,),
-            ("cnt", "cand", "x"),
+            ("cnt", "cand", "x", "none64"),
             (("idx", (rows, k), np.int32), ("scr", (rows, 2 * p.capacity), np.int32)),
             dict(
                 n=n,
