@@ -39,6 +39,7 @@ ORDER = [
     ("poincare_embedding", "Poincaré embeddings (`benchmarks/poincare_embedding.py`)"),
     ("nouns_embedding", "WordNet nouns, H200 GPU (`benchmarks/nouns_embedding.py`)"),
     ("nouns_embedding_cpu", "WordNet nouns, CPU vs geoopt (`benchmarks/nouns_embedding.py`)"),
+    ("burn_in_proxy", "Burn-in at large batch, CPU proxy (`benchmarks/burn_in_proxy.py`)"),
     ("geometry", "Geometry, CPU (`benchmarks/geometry.py`)"),
     ("geometry_h200", "Geometry, H200 GPU (`benchmarks/geometry.py`)"),
     ("geometry_regression", "Geometry before / after (`benchmarks/geometry_regression.py`)"),
