@@ -1,6 +1,6 @@
 """Compile every launch of the filtered Rank-K plans for an H100/H200 (sm_90), on any machine.
 
-    python scripts/triton_compile_check.py                  # the GPU.md and in-between shapes
+    python scripts/triton_compile_check.py                  # rankk.py's GPU and between shapes
     python scripts/triton_compile_check.py --shapes 1:67108864:1024,64:1048576:256
 
 Triton compiles for a GPU target without a GPU (host work: the front end, the MLIR passes
@@ -22,20 +22,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-#: Keyword scalars of the kernels (constexprs under jax-triton).
-SCALARS = ("n", "nseg", "seg_len", "ng")
-SHAPES = [
-    (1024, 65536, 16),
-    (1024, 65536, 1024),
-    (4096, 32768, 50),
-    (64, 1048576, 256),
-    (1, 67108864, 128),
-    (1, 67108864, 1024),
-    (8192, 4096, 8),
-    (2048, 16384, 64),
-    (256, 262144, 2048),
-    (2, 33554432, 2048),
-]
+
+def _shapes():
+    """The GPU.md shapes and the in-between ones of ``benchmarks/rankk.py``."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from rankk import BETWEEN_SHAPES, GPU_SHAPES
+
+    return [*GPU_SHAPES, *BETWEEN_SHAPES]
 
 
 def launches(rows: int, n: int, k: int, kind: str = "top", code: int = 0):
@@ -111,7 +104,7 @@ def main(argv=None) -> int:
         raise SystemExit("unset TRITON_INTERPRET: the interpreter's kernels do not compile")
     if args.self_test:
         self_test()
-    cases = [(r, c, k, "top") for r, c, k in SHAPES] + [(1024, 65536, 16, "mid")]
+    cases = [(r, c, k, "top") for r, c, k in _shapes()] + [(1024, 65536, 16, "mid")]
     if args.shapes:
         cases = []
         for s in args.shapes.split(","):
