@@ -62,6 +62,20 @@ CPU_SHAPES = [
 OPS = {"top": topk, "bottom": bottomk, "mid": midk}
 
 
+def launch_plan(kind, rows, cols, k) -> str:
+    """What the GPU call runs: the filtered kernels' parameters where ``select_indices_gpu``
+    sends the planned ``Choice`` to them (``family == 1`` and a filtered plan), else the
+    ``Choice`` of the Pallas path."""
+    from spiraljax.kernels.triton import select as fsel
+
+    choice = plan_rank(kind, rows, cols, k).choice
+    if choice.family == 1:
+        p = fsel.plan_mid(cols, k) if kind == "mid" else fsel.plan_filter(cols, k)
+        if p is not None:
+            return f"filtered {p}"
+    return str(choice)
+
+
 def copy_bandwidth():
     x = jnp.ones((1 << 28,), jnp.float32) * 1.5  # 1 GiB
     f = jax.jit(lambda a: a + 1.0)
@@ -221,7 +235,7 @@ def main():
                     torch,
                     want_stable=(kind == "top") or not gpu,
                 )
-                row["plan"] = str(plan_rank(kind, rows, cols, k).choice) if gpu else "xla"
+                row["plan"] = launch_plan(kind, rows, cols, k) if gpu else "xla"
                 if bw:
                     row["floor"] = rows * cols * dtype.itemsize / bw * 1e3
                 if gpu and args.tune and kind == "top":
