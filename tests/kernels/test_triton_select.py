@@ -487,3 +487,21 @@ def test_search_pick_midk_is_exact():
     _check_mid(_data(rng, 2, n, jnp.float32, nasty=True), k, base, expect_ok=None)
     narrow = dataclasses.replace(base, sigmas=0.01)  # most bands fail: repaired, then searched
     _check_mid(_data(rng, 1, n, jnp.float32), k, narrow, expect_ok=False)
+
+
+def test_public_api_takes_the_wide_plan_on_long_rows():
+    # topk / bottomk as a user calls them, routed to the filtered kernels (family 1, as
+    # the GPU policy plans): a row longer than the segment is selected whole; a row of
+    # one value (every key survives) is mended from its two segments.
+    from spiraljax.kernels import Choice, bottomk, topk
+
+    n, k = 70000, 8
+    assert fsel.plan_filter(n, k).repair_segment == fsel.SEGMENT
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.standard_normal((1, n)).astype(np.float32))
+    tied = jnp.full((1, n), 1.5, jnp.float32).at[0, n - 3].set(2.0)
+    for op, data in ((topk, x), (bottomk, x), (topk, tied)):
+        v, i = op(data, k, implementation="pallas", choice=Choice(family=1))
+        vr, ir = op(data, k, implementation="xla")
+        np.testing.assert_array_equal(np.asarray(i), np.asarray(ir))
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(vr))
