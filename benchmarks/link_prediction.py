@@ -201,6 +201,10 @@ def _section_markdown(key: str, sec: dict) -> list[str]:
             f"{r['test_auc']:.3f} | {r['alpha']:g} | {r['best_epoch']} / {r['epochs']} | "
             f"{r['train_seconds']:.1f} |"
         )
+    still = [r for r in sec["rows"] if r["best_epoch"] == r["epochs"]]
+    if still:  # the best validation epoch was the last one: cut off while still improving
+        runs = ", ".join(f"{r['model']} dim {r['dim']} at {r['fraction']:.0%}" for r in still)
+        lines += ["", f"Still improving when stopped (best epoch = last epoch): {runs}."]
     return [*lines, ""]
 
 
