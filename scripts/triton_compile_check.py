@@ -44,8 +44,7 @@ def launches(rows: int, n: int, k: int, kind: str = "top", code: int = 0):
         if nseg > 1:  # the merge of the segments' candidates: a pick, or a plan of its own
             m = nseg * k
             if m <= fsel.CAPACITY_MAX:
-                consts = dict(n=1, nseg=1, seg_len=1, CAP=fsel._pow2ceil(m), K=k)
-                steps = [*steps, ("pick", None, (), (), consts, 4, ())]
+                steps = [*steps, fsel._merge_pick(rows, m, k)]
             else:
                 q = fsel.plan_filter(m, k, segment=p.seg_len)
                 steps = [*steps, *fsel._launches(rows, m, k, q, 3, False)]

@@ -809,6 +809,20 @@ def select_indices(
     return filtered_indices(x2d, k, kind, p, interpret=interpret)[0]
 
 
+def _merge_pick(rows: int, m: int, k: int):
+    """The launch of ``_merge`` sorting m ≤ ``CAPACITY_MAX`` candidates a row outright."""
+    cap = _pow2ceil(m)
+    return (
+        "pick",
+        (rows,),
+        ("cnt", "cand", "none32", "none64"),
+        (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
+        dict(n=1, nseg=1, seg_len=1, CAP=cap, K=k),
+        _pick_warps(cap),
+        (),
+    )
+
+
 def _merge(ckey, k: int, segment: int, interpret: bool):
     """Positions of the k largest int32 keys of each row, and the "all fit" flag.
 
@@ -825,17 +839,7 @@ def _merge(ckey, k: int, segment: int, interpret: bool):
         words = jnp.stack([~pos, ckey], axis=-1).reshape(rows, 2 * m)
         words = jnp.pad(words, ((0, 0), (0, 2 * (cap - m))))
         cnt = jnp.broadcast_to(jnp.array([m, 0], I32), (rows, 2))
-        steps = [
-            (
-                "pick",
-                (rows,),
-                ("cnt", "cand", "none32", "none64"),
-                (("idx", (rows, k), np.int32), ("scr", (1,), np.int32)),
-                dict(n=1, nseg=1, seg_len=1, CAP=cap, K=k),
-                _pick_warps(cap),
-                (),
-            )
-        ]
+        steps = [_merge_pick(rows, m, k)]
         idx, _ = _execute({"cnt": cnt, "cand": words}, steps, _presets(rows), rows, k, interpret)
         return idx, jnp.bool_(True)
     p = plan_filter(m, k, segment=segment)
