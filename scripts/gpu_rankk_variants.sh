@@ -7,6 +7,27 @@ set -u
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv > "$OUT/smi.txt"
+# LAUNCH=1: the public API's per-call overhead, legacy vs FFI launches (and, LAUNCH_NOCB=1,
+# the FFI launches with XLA's command buffers off), before everything else.
+if [ "${LAUNCH:-0}" = 1 ]; then
+  timeout ${LAUNCH_LIMIT:-150} python3 benchmarks/launch_overhead.py --out "$OUT" \
+    > "$OUT/launch.log" 2>&1
+  echo "launch rc=$?" >> "$OUT/launch.log"
+  grep "|" "$OUT/launch.log" | tail -30
+  # an FFI lowering that failed anywhere: the rest of the call runs the legacy launches
+  if ! python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
+sys.exit(any('error' in x.get('ffi', {}) for x in r))" "$OUT/launch_overhead.json"; then
+    echo "FFI launches failed: SPIRALJAX_TRITON_FFI=0 from here"
+    export SPIRALJAX_TRITON_FFI=0
+  fi
+  if [ "${LAUNCH_NOCB:-0}" = 1 ]; then
+    XLA_FLAGS="--xla_gpu_enable_command_buffer=" timeout ${LAUNCH_LIMIT:-150} \
+      python3 benchmarks/launch_overhead.py --out "$OUT" --tag nocb \
+      --shapes 8:1024:8,1024:65536:16 > "$OUT/launch_nocb.log" 2>&1
+    echo "launch nocb rc=$?" >> "$OUT/launch_nocb.log"
+    grep "|" "$OUT/launch_nocb.log" | tail -12
+  fi
+fi
 if [ -n "${PROBE:-}" ]; then
   timeout ${PROBE_LIMIT:-120} python3 benchmarks/rankk_filtered.py --probe "$PROBE" --out "$OUT" \
     > "$OUT/probe.log" 2>&1

@@ -630,11 +630,21 @@ def _full_constants(name: str, consts: dict) -> dict:
     return {**defaults, **consts}
 
 
+# How the launches reach XLA: None, through the typed FFI call where this jaxlib has it
+# (``ffi.available()``); True / False force it on / off (``benchmarks/launch_overhead.py``
+# times both; set before the first trace of a shape, as ``jit`` caches its lowering).
+TRITON_FFI: bool | None = None
+
+
 def _run_gpu(arrays, steps, presets):
     import jax_triton as jt  # GPU-only, imported lazily
 
-    from spiraljax.kernels.triton import kernels
+    from spiraljax.kernels.triton import ffi, kernels
 
+    use_ffi = ffi.available() if TRITON_FFI is None else TRITON_FFI
+    if use_ffi:
+        ffi.install()
+    target = {"custom_call_target_name": ffi.FFI_TARGET} if use_ffi else {}
     env = dict(arrays)
     env.update({a: jnp.full(shape, v, I32) for a, (shape, v) in presets.items()})
     for name, grid, ins, outs, consts, warps, zeroed in steps:
@@ -647,6 +657,7 @@ def _run_gpu(arrays, steps, presets):
             num_warps=warps,
             num_stages=1,
             zeroed_outputs=tuple(j for j, (o, _, _) in enumerate(outs) if o in zeroed),
+            **target,
             **_full_constants(name, consts),
         )
         env.update({o: v for (o, _, _), v in zip(outs, res, strict=True)})
