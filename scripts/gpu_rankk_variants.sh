@@ -15,7 +15,7 @@ if [ "${LAUNCH:-0}" = 1 ]; then
   echo "launch rc=$?" >> "$OUT/launch.log"
   grep "|" "$OUT/launch.log" | tail -30
   # an FFI lowering that failed anywhere: the rest of the call runs the legacy launches
-  if ! python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
+  if [ "${SPIRALJAX_TRITON_FFI:-0}" = 1 ] && ! python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
 sys.exit(any('error' in x.get('ffi', {}) for x in r))" "$OUT/launch_overhead.json"; then
     echo "FFI launches failed: SPIRALJAX_TRITON_FFI=0 from here"
     export SPIRALJAX_TRITON_FFI=0

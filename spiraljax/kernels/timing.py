@@ -27,6 +27,7 @@ __all__ = [
     "random_inputs",
     "reference_check",
     "time_calls",
+    "time_interleaved",
     "time_variants",
 ]
 
@@ -80,6 +81,46 @@ def time_calls(
         if check is not None:
             check(out, (c - 1) % m)
     return float(np.median(times) * 1e3)
+
+
+def time_interleaved(
+    entries: dict, *, reps: int = 15, batch: int = 5, warmup: int = 2
+) -> dict[str, float]:
+    """``time_calls`` of several functions side by side, their batches interleaved.
+
+    ``entries`` maps a name to ``(fn, inputs, check, sync)`` (``check`` / ``sync`` may be
+    None, as in ``time_calls``). Each of the ``reps`` rounds times one batch of every
+    function, starting one further along the names each round, so clock or memory drift
+    during the run (a function timed right after a compile, or last) falls on all alike.
+    Returns the median ms per call of each name.
+    """
+    names = list(entries)
+    counts = dict.fromkeys(names, 0)
+    times = {name: [] for name in names}
+
+    def one_batch(name, size):
+        fn, inputs, check, sync = entries[name]
+        sync = sync or _block
+        c = counts[name]
+        t0 = time.perf_counter()
+        for _ in range(size):
+            out = fn(inputs[c % len(inputs)])
+            c += 1
+        sync(out)
+        dt = (time.perf_counter() - t0) / size
+        counts[name] = c
+        if check is not None:
+            check(out, (c - 1) % len(inputs))
+        return dt
+
+    for name in names:
+        for _ in range(warmup):
+            one_batch(name, 1)
+    for rep in range(reps):
+        for j in range(len(names)):
+            name = names[(rep + j) % len(names)]
+            times[name].append(one_batch(name, batch))
+    return {name: float(np.median(times[name]) * 1e3) for name in names}
 
 
 def random_inputs(rows, cols, dtype, count, seed):

@@ -374,6 +374,7 @@ def test_midk_plan_defaults():
         lambda: fsel._launches(2, 65536, 16, fsel.plan_filter(65536, 16), 0, True),
         lambda: fsel._mid_launches(2, 65536, 16, fsel.plan_mid(65536, 16), 0)[0],
         lambda: fsel._launches(2, 65536, 16, fsel.plan_filter(65536, 16, sample=4096), 1, True),
+        lambda: fsel._launches(4, 4096, 8, fsel.plan_filter(4096, 8), 0, False),  # whole
     ],
 )
 def test_every_launch_names_every_constexpr(launches):
@@ -472,7 +473,8 @@ def test_bad_wide_parameters_are_refused(field, value):
 def test_search_pick_is_exact(n, k, kind, segment):
     # pick sorting only its k, found by a bitwise search over the buffer; on random rows,
     # rows with ties, overflowing rows (repaired first) and a wide row's mended ones.
-    p = dataclasses.replace(fsel.plan_filter(n, k, segment=segment), search_pick=True)
+    base = fsel.plan_filter(n, k, segment=segment)
+    p = dataclasses.replace(base, search_pick=True, fused=False)
     rng = np.random.default_rng(n + k + 1)
     _check(_data(rng, 2, n, jnp.float32), k, kind, p)
     _check(_data(rng, 2, n, jnp.float32, nasty=True), k, kind, p, expect_ok=None)
@@ -505,3 +507,59 @@ def test_public_api_takes_the_wide_plan_on_long_rows():
         vr, ir = op(data, k, implementation="xla")
         np.testing.assert_array_equal(np.asarray(i), np.asarray(ir))
         np.testing.assert_array_equal(np.asarray(v), np.asarray(vr))
+
+
+# ---------------------------------------------------------------------------------------
+# Rows of one chunk: scan and pick fused in one program per row (``whole``).
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "want"),
+    [(4096, 8, True), (2048, 32, True), (3000, 50, True), (100, 5, True), (16384, 16, False)],
+)
+def test_rows_of_one_chunk_are_fused(n, k, want):
+    p = fsel.plan_filter(n, k)
+    assert p.fused is want
+    if want:
+        assert [s[0] for s in fsel._launches(2, n, k, p, 0, False)] == ["whole"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "n", "k", "kind", "dtype", "refine"),
+    [
+        (3, 4096, 8, "top", jnp.float32, 0),
+        (2, 3001, 33, "bottom", jnp.float32, 4),  # n not a power of two: a padded tile
+        (2, 2048, 16, "top", jnp.bfloat16, 0),
+        (2, 1000, 7, "bottom", jnp.int32, 4),
+    ],
+)
+def test_fused_rows_equal_the_two_launches(rows, n, k, kind, dtype, refine):
+    p = dataclasses.replace(fsel.plan_filter(n, k, refine=refine), refine=refine)
+    assert p.fused
+    unfused = dataclasses.replace(p, fused=False)
+    rng = np.random.default_rng(n + k)
+    for nasty in (False, True) if jnp.issubdtype(dtype, jnp.floating) else (False,):
+        x = _data(rng, rows, n, dtype, nasty=nasty)
+        _check(x, k, kind, p, expect_ok=None if nasty else True)
+        _check(x, k, kind, unfused, expect_ok=None if nasty else True)
+
+
+def test_fused_rows_that_overflow_are_repaired_with_ties_to_lower_indices():
+    n, k = 2048, 12
+    p = fsel.plan_filter(n, k)
+    x = _data(np.random.default_rng(4), 3, n, jnp.float32)
+    x = x.at[0, :].set(1.0).at[2, ::2].set(3.0)  # a row of one value; a half-tied row
+    _check(x, k, "top", p, expect_ok=False)
+    _check(x, k, "bottom", p, expect_ok=False)
+    _check(x, k, "top", dataclasses.replace(p, capacity=16), expect_ok=False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(chunk=1024), dict(groups=0), dict(row_groups=64), dict(search_pick=True)],
+)
+def test_bad_fused_parameters_are_refused(change):
+    p = fsel.plan_filter(2048, 16)
+    assert p.fused
+    with pytest.raises(ValueError, match="fused"):
+        dataclasses.replace(p, **change)

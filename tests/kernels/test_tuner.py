@@ -4,6 +4,7 @@ self-rewrite loop (A/B trials → Wilson → heur file → plan_rank reads it ba
 import dataclasses
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -369,3 +370,29 @@ def test_tune_explicit_shapes():
     )  # candidates: digit_bits ≥ 2
     with pytest.raises(ValueError, match="triples"):
         tuner.tune(shapes=[(2, 300)], allow_interpret=True, timer=timer)
+
+
+def test_time_interleaved_times_every_entry_and_checks_every_batch():
+    from spiraljax.kernels.timing import time_interleaved
+
+    seen = {"a": [], "b": []}
+    calls = {"a": 0, "b": 0}
+
+    def make(name, delay):
+        def fn(x):
+            calls[name] += 1
+            time.sleep(delay)
+            return x
+
+        return fn
+
+    entries = {
+        name: (make(name, d), [0, 1, 2], lambda o, i, name=name: seen[name].append((o, i)), None)
+        for name, d in (("a", 0.0), ("b", 0.002))
+    }
+    out = time_interleaved(entries, reps=4, batch=3, warmup=1)
+    assert set(out) == {"a", "b"} and out["b"] > out["a"] >= 0.0
+    assert out["b"] >= 2.0  # ms: the sleep is in the timed batches
+    assert calls == {"a": 1 + 4 * 3, "b": 1 + 4 * 3}
+    # one check per batch (warmup included), on the input that produced that output
+    assert len(seen["a"]) == 5 and all(o == i for o, i in seen["a"])

@@ -12,7 +12,14 @@ command-buffer compatible; a legacy call never is).
 call instead; ``install()`` puts it in front of jax-triton's CUDA lowering for the calls
 that ask for it (``custom_call_target_name=FFI_TARGET``), leaving every other
 ``triton_call`` of the process as jax-triton lowers it. ``available()`` says whether this
-jaxlib has the target. Measured on the H200: ``benchmarks/launch_overhead.py``.
+jaxlib has the target.
+
+Off unless asked for (``SPIRALJAX_TRITON_FFI=1``, or ``select.TRITON_FFI = True``): on the
+H200 (2026-12-04, jax 0.11.2, ``benchmarks/results/launch_overhead.md``) it gave the same
+results bit for bit and the same times within noise — per-call overhead 0.05–0.35 ms
+either way, about what ``lax.top_k`` pays too, and XLA's command buffers on or off made
+no difference — so the legacy call, which needs no private jaxlib or jax-triton names,
+stays the default.
 """
 
 from __future__ import annotations
@@ -52,12 +59,14 @@ def as_ffi(base_rule, target: str = FFI_TARGET):
     return rule
 
 
+def requested() -> bool:
+    """Whether the user asked for the FFI launches (``SPIRALJAX_TRITON_FFI=1``)."""
+    return os.environ.get("SPIRALJAX_TRITON_FFI", "0") == "1"
+
+
 @functools.cache
 def available() -> bool:
-    """Whether this jaxlib registers the FFI Triton call for CUDA (and the user did not
-    turn it off with ``SPIRALJAX_TRITON_FFI=0``)."""
-    if os.environ.get("SPIRALJAX_TRITON_FFI", "1") == "0":
-        return False
+    """Whether this jaxlib registers the FFI Triton call for CUDA."""
     try:
         from jax._src.lib import gpu_triton
 

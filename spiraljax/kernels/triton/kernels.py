@@ -1,6 +1,6 @@
 """Triton kernels of the filtered Rank-K selection (imported lazily: needs ``triton``).
 
-Four kernels, each one pass; ``select.py`` chains them and says why the result is exact.
+The kernels, each one pass; ``select.py`` chains them and says why the result is exact.
 
 * ``scan`` (grid ``rows × chunks``) reads a chunk of ``C`` entries of a row once, as raw
   bits, and turns them into the order key of ``keys.kind_key`` in registers.
@@ -23,6 +23,9 @@ Four kernels, each one pass; ``select.py`` chains them and says why the result i
 * ``segk`` (grid ``rows × segments``, long rows selected whole): for a row whose buffer
   overflowed, the k of each segment of the row, in parallel (``exact_k``); nothing for
   rows that fit.
+* ``whole`` (grid ``rows``, rows of one chunk): ``scan`` and ``pick`` fused, the survivors
+  placed by a prefix count instead of atomics.
+* ``kth2`` (grid ``rows``): two ranks of the sample at once (Mid-K's band).
 * ``pick`` (grid ``rows``): sorts a row's candidates and writes the indices of the first k
   (``MID``: of ranks ``S_RANK − above … S_RANK − above + k − 1``). ``REPAIR``: a row
   whose buffer overflowed takes its k from the input instead (``exact_k``: 34 counting
@@ -499,7 +502,83 @@ def pick(
     tl.store(idx_ptr + r.to(tl.int64) * K + j, out, mask=(j >= 0) & (j < K))
 
 
-_KERNELS = {"scan": scan, "kth": kth, "segk": segk, "pick": pick}
+def whole(
+    x_ptr,
+    idx_ptr,
+    cnt_ptr,
+    scr_ptr,
+    n,
+    C: tl.constexpr,
+    G: tl.constexpr,
+    K: tl.constexpr,
+    CAP: tl.constexpr,
+    DT: tl.constexpr,
+    BOTTOM: tl.constexpr,
+    REFINE: tl.constexpr = 0,
+    RB: tl.constexpr = 1024,
+):
+    """Grid (rows,), rows of n ≤ C keys: ``scan`` (one chunk, its own bound) and ``pick``
+    in one program. The row is loaded once as a [G, C / G] tile; the least of its G ≥ k
+    group maxima (raised by REFINE count-verified bisection steps) bounds it safely; the
+    survivors go to the row's scratch at positions from a prefix count (one program per
+    row: no atomics); a row with more than CAP takes its k from the input (``exact_k``).
+    Writes the k indices (key descending, index ascending) and the survivors to cnt."""
+    r = tl.program_id(0)
+    lane = tl.arange(0, G)[:, None] * (C // G) + tl.arange(0, C // G)[None, :]
+    valid = lane < n
+    b = tl.load(x_ptr + r.to(tl.int64) * n + lane, mask=valid, other=0)
+    key = tl.where(valid, order_key(b, DT, BOTTOM), I32_MIN)
+    gmax = tl.max(key, axis=1)
+    gvalid = tl.max(valid.to(tl.int32), axis=1)
+    lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
+    lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
+    if REFINE > 0:
+        hi = tl.max(gmax, axis=0)
+        for _ in range(REFINE):
+            mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
+            got = tl.sum(tl.sum((valid & (key >= mid)).to(tl.int32), axis=1), axis=0)
+            lo = tl.where(got >= K, mid, lo)
+            hi = tl.where(got >= K, hi, mid - 1)
+    keep = valid & (key >= lo)
+    ki = keep.to(tl.int32)
+    per_group = tl.sum(ki, axis=1)
+    cnt = tl.sum(per_group, axis=0)
+    tl.store(cnt_ptr + 2 * r + tl.arange(0, 2), tl.where(tl.arange(0, 2) == 0, cnt, 0))
+    dst = scr_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
+    if cnt <= CAP:
+        pos = (tl.cumsum(per_group, axis=0) - per_group)[:, None] + tl.cumsum(ki, axis=1) - ki
+        packed = (key.to(tl.int64) << 32) | (lane.to(tl.int64) ^ 0xFFFFFFFF)
+        tl.store(dst + pos, packed, mask=keep)
+    else:
+        exact_k(x_ptr, dst, r, n, 1, n, K, DT, BOTTOM, RB)
+        cnt = cnt * 0 + K
+    tl.debug_barrier()  # the scratch stores visible to every thread of the program
+    i = tl.arange(0, CAP)
+    srt = tl.sort(tl.load(dst + i, mask=i < cnt, other=I64_MIN), descending=True)
+    tl.store(idx_ptr + r.to(tl.int64) * K + i, (~srt).to(tl.int32), mask=i < K)
+
+
+def kth2(gm_ptr, hi_ptr, lo_ptr, ng, GP: tl.constexpr, K_HI: tl.constexpr, K_LO: tl.constexpr):
+    """``kth`` (``SEARCH``) of two ranks of the same values at once: the K_HI-th and the
+    K_LO-th largest of a row's ``ng`` values, one pass of the values per bit for both
+    (Mid-K's band: one launch and one read of the sample instead of two)."""
+    r = tl.program_id(0)
+    i = tl.arange(0, GP)
+    g = tl.load(gm_ptr + r.to(tl.int64) * ng + i, mask=i < ng, other=I32_MIN)
+    u_hi = r * 0  # the bits found so far, in the unsigned order
+    u_lo = r * 0
+    for j in range(32):
+        c_hi = u_hi | ((u_hi * 0 + 1) << (31 - j))
+        c_lo = u_lo | ((u_lo * 0 + 1) << (31 - j))
+        n_hi = tl.sum((g >= (c_hi ^ I32_MIN)).to(tl.int32), axis=0)
+        n_lo = tl.sum((g >= (c_lo ^ I32_MIN)).to(tl.int32), axis=0)
+        u_hi = tl.where(n_hi >= K_HI, c_hi, u_hi)
+        u_lo = tl.where(n_lo >= K_LO, c_lo, u_lo)
+    tl.store(hi_ptr + r, u_hi ^ I32_MIN)
+    tl.store(lo_ptr + r, u_lo ^ I32_MIN)
+
+
+_KERNELS = {"scan": scan, "kth": kth, "segk": segk, "pick": pick, "whole": whole, "kth2": kth2}
 
 
 @functools.cache

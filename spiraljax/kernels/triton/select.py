@@ -129,6 +129,10 @@ class FilterParams:
         GPU yet: off by default).
       bound_pipe: sampled chunks per row-bound program; each of its groups is the union
         of the matching slices of those chunks (fewer, larger groups on long rows).
+      fused: rows of one chunk (``seg_len ≤ chunk``, chunk bounds only) go through one
+        ``whole`` launch: scan and pick in one program per row, survivors placed by a
+        prefix count instead of atomics (``plan_filter`` sets it there; the scan's slot,
+        running-bound and pipelining options have nothing to do there).
       repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
         (fine for rows of up to ``SEGMENT`` keys); > 0 (long rows selected whole), by
         ``segk`` programs over segments of this many keys in parallel, then ``pick``.
@@ -153,9 +157,23 @@ class FilterParams:
     search_pick: bool = False
     bound_pipe: int = 1
     repair_segment: int = 0
+    fused: bool = False
 
     def __post_init__(self):
         _check_launch(self)
+        if self.fused and (
+            self.seg_len > self.chunk
+            or not self.groups
+            or self.row_groups
+            or self.sample
+            or self.search_pick
+        ):
+            raise ValueError(
+                f"fused needs rows of one chunk (seg_len={self.seg_len} <= chunk="
+                f"{self.chunk}) bounded by their own groups (groups={self.groups}, "
+                f"row_groups={self.row_groups}, sample={self.sample}), without "
+                f"search_pick (={self.search_pick})"
+            )
         b = self.bound_pipe
         if not (isinstance(b, int) and b >= 1 and not b & (b - 1)):
             raise ValueError(f"bound_pipe must be a power of two >= 1, got {b!r}")
@@ -418,6 +436,7 @@ def plan_filter(
         atomic=1,
         row_stride=stride,
         sparse=expect < nch,
+        fused=nch == 1 and bool(g) and not row_groups and seg_len == n,
     )
 
 
@@ -483,6 +502,31 @@ def _launches(
         SPARSE=int(p.sparse),
     )
     steps = []
+    if p.fused:
+        return [
+            (
+                "whole",
+                (vr,),
+                ("x",),
+                (
+                    ("idx", (vr, k), np.int32),
+                    ("cnt", (vr, 2), np.int32),
+                    ("scr", (vr, 2 * p.capacity), np.int32),
+                ),
+                dict(
+                    n=n,
+                    C=p.chunk,
+                    G=p.groups,
+                    K=k,
+                    CAP=p.capacity,
+                    DT=code,
+                    BOTTOM=int(bottom),
+                    REFINE=p.refine,
+                ),
+                p.warps,
+                (),
+            )
+        ]
     if p.row_groups:
         sampled = p.chunks // p.row_stride  # chunks 0, row_stride, 2·row_stride, …
         progs = -(-sampled // p.bound_pipe)  # each over bound_pipe of them
@@ -630,9 +674,10 @@ def _full_constants(name: str, consts: dict) -> dict:
     return {**defaults, **consts}
 
 
-# How the launches reach XLA: None, through the typed FFI call where this jaxlib has it
-# (``ffi.available()``); True / False force it on / off (``benchmarks/launch_overhead.py``
-# times both; set before the first trace of a shape, as ``jit`` caches its lowering).
+# How the launches reach XLA: None, jax-triton's legacy custom call unless
+# ``SPIRALJAX_TRITON_FFI=1`` asks for the typed FFI call (``ffi.py``: no faster on the
+# H200); True / False force it on / off (``benchmarks/launch_overhead.py`` times both; set
+# it before the first trace of a shape, as ``jit`` caches its lowering).
 TRITON_FFI: bool | None = None
 
 
@@ -641,7 +686,12 @@ def _run_gpu(arrays, steps, presets):
 
     from spiraljax.kernels.triton import ffi, kernels
 
-    use_ffi = ffi.available() if TRITON_FFI is None else TRITON_FFI
+    use_ffi = ffi.requested() if TRITON_FFI is None else TRITON_FFI
+    if use_ffi and not ffi.available():
+        raise RuntimeError(
+            "FFI Triton launches asked for (SPIRALJAX_TRITON_FFI=1 or select.TRITON_FFI), "
+            f"but this jaxlib has no {ffi.FFI_TARGET!r} custom call target"
+        )
     if use_ffi:
         ffi.install()
     target = {"custom_call_target_name": ffi.FFI_TARGET} if use_ffi else {}
@@ -923,7 +973,16 @@ def plan_mid(n: int, k: int, *, sample: int = 8192) -> MidParams | None:
     sample = min(sample, _pow2ceil(n))
     # Relaxed slot atomics and 16 warps per scan (H200, 2026-12-04, 1024×65536, k = 16:
     # 1.10 / 1.14 ms in two runs against 1.26 / 1.36 with acquire-release atomics, 8 warps).
-    p = MidParams(sample=sample, chunk=min(4096, _pow2ceil(n)), capacity=0, atomic=1, warps=16)
+    # ``pick`` sorting only its k (H200, 2026-12-04: 1024×65536, k = 16: 0.633 ms against
+    # 1.083 sorting its 4096 slots; 4096×32768, k = 50: 1.483 against 2.133).
+    p = MidParams(
+        sample=sample,
+        chunk=min(4096, _pow2ceil(n)),
+        capacity=0,
+        atomic=1,
+        warps=16,
+        search_pick=True,
+    )
     j_hi, j_lo, m = _band_ranks(n, k, p)
     expect = (j_lo - j_hi + 1) * n / m
     cap = max(_pow2ceil(1.25 * expect + 64), _pow2ceil(k))
@@ -936,6 +995,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
     s = (n - k) // 2
     j_hi, j_lo, m = _band_ranks(n, k, p)
     sb = SAMPLE_BLOCK if n > p.sample else p.sample
+    ends = (("hi", j_hi, 2**31 - 1), ("lo", j_lo, -(2**31)))  # open ends: these constants
     common = dict(n=n, nseg=1, seg_len=n, K=k, DT=code, BOTTOM=1, HINT=0, REFINE=0, RUNNING=0)
     steps = [
         (
@@ -953,7 +1013,21 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
         )
     ]
     consts = []
-    for name, j, default in (("hi", j_hi, 2**31 - 1), ("lo", j_lo, -(2**31))):
+    both = all(1 <= j <= m for _, j, _ in ends)
+    if both:
+        # both ends of the band in one launch (one read of the sample)
+        steps.append(
+            (
+                "kth2",
+                (rows,),
+                ("gm",),
+                (("hi", (rows,), np.int32), ("lo", (rows,), np.int32)),
+                dict(ng=p.sample, GP=p.sample, K_HI=j_hi, K_LO=j_lo),
+                8,
+                (),
+            )
+        )
+    for name, j, default in () if both else ends:
         if 1 <= j <= m:
             steps.append(
                 (
