@@ -76,7 +76,9 @@ def mid_variants(n, k):
         out["a1p4s3"] = rep(base, atomic=1, pipeline=4, stages=3)
         out["a1w16p4s3"] = rep(base, atomic=1, warps=16, pipeline=4, stages=3)
         out["sparse"] = rep(base, sparse=True)
-        out["search"] = rep(base, search_pick=True)
+        out["search" if not base.search_pick else "nosearch"] = rep(
+            base, search_pick=not base.search_pick
+        )
         out["a2"] = rep(base, atomic=2)
         out["a2w16"] = rep(base, atomic=2, warps=16)
         for m in (2048, 16384):
@@ -125,13 +127,15 @@ def variants(n, k):
             if q.warps == 4:
                 out[f"r{st}w8"] = rep(q, warps=8)
     out["sparse" if not base.sparse else "dense"] = rep(base, sparse=not base.sparse)
+    if base.fused:  # scan + pick in one program; the two launches beside it
+        out["unfused"] = rep(base, fused=False)
     if base.repair_segment:  # a long row selected whole; the segmented plan beside it
         out["seg"] = fsel.plan_filter(n, k, wide=False)
     if base.capacity >= 2048:
         for w in (4, 16):
             out[f"pw{w}"] = rep(base, pick_warps=w)
     if base.capacity >= 4 * k:  # pick sorts only its k (found by a bitwise search)
-        out["search"] = rep(base, search_pick=True)
+        out["search"] = rep(base, search_pick=True, fused=False)
     # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/4
     # by 1.1–9×), as did one reservation atomic per program (ua2): one of each kept
     out["ua2"] = rep(u, atomic=2)

@@ -76,3 +76,7 @@ case "${NCU:-scan}" in
     tail -60 "$OUT/ncu.txt"
     ;;
 esac
+# At most 8 files come back from $OUT: the logs, tables and smi.txt go in one archive.
+(cd "$OUT" && find . -type f \( -name '*.log' -o -name '*.md' -o -name '*.txt' \) -print0 \
+  | tar czf logs.tgz --null -T - --remove-files)
+find "$OUT" -type f | sort

@@ -97,10 +97,13 @@ def test_embed_dataset_recipes_and_lr_scaling():
     parser = cli.build_parser()
     args = parser.parse_args(["embed", "--dataset", "nouns"])
     nouns = cli.embed._embed_config(args, args.dataset)
-    assert (nouns.dim, nouns.batch_size, nouns.lr, nouns.dtype) == (10, 4096, 120.0, "float64")
+    assert (nouns.dim, nouns.batch_size, nouns.lr, nouns.dtype) == (10, 4096, 240.0, "float64")
+    # the reference's burn-in (train-nouns.sh) and the step cap, from the recipe
+    burn = (nouns.burn_in, nouns.burn_in_lr_factor, nouns.burn_in_negatives)
+    assert burn == (500, 0.01, 5) and (nouns.burn_in_unigram_power, nouns.max_step) == (1.0, 0.3)
     # A batch without an lr: the lr scales linearly with the batch; an explicit lr wins.
     args = parser.parse_args(["embed", "--dataset", "nouns", "--batch-size", "1024"])
-    assert cli.embed._embed_config(args, "nouns").lr == pytest.approx(30.0)
+    assert cli.embed._embed_config(args, "nouns").lr == pytest.approx(60.0)
     args = parser.parse_args(
         ["embed", "--batch-size", "1024", "--lr", "7", "--time-budget", "9", "--max-step", "0.3"]
     )

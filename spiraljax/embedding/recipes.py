@@ -4,15 +4,22 @@
   recipe of Nickel & Kiela (``train-mammals.sh``: dim 5, batch 10, lr 0.3, 300 epochs, 20
   burn-in epochs at lr × 0.1, 50 negatives), the defaults of ``EmbedConfig``.
 * ``nouns`` — the WordNet noun closure (82,115 nouns, 743,241 edges) with a large-batch
-  recipe for one GPU: dim 10, Riemannian SGD on batches of 4,096 pairs at lr 120,
-  20 burn-in epochs at lr × 0.1 with unigram^0.75 negatives, 50 negatives, float64.
+  recipe for one GPU: dim 10, Riemannian SGD on batches of 4,096 pairs at lr 240 with
+  each row's step capped at 0.3 (``max_step``), 50 negatives, float64, 2,500 epochs of
+  which the first 500 are the reference's burn-in (``train-nouns.sh``: lr × 0.01, 5
+  negatives drawn ∝ the parents' counts). On an H200 (2026-12-04,
+  ``benchmarks/results/nouns_burn_in.md``, 85 s of training each): MAP 0.893, mean rank
+  3.38 (burn-in of 1,000 epochs: 0.903 / 3.13; 2,000: 0.909 / 3.20) against 0.846 / 7.46
+  for the same recipe with the 20-epoch burn-in at lr × 0.1 of the mammals, and 0.82 /
+  6.6 for the recipe before (lr 120, no step cap, that burn-in). Nickel & Kiela report
+  0.87 / 4.0 after about a CPU-day.
 
 Large batches and the learning rate: the batch loss is a *mean* over pairs, so a node's
 step shrinks as 1/b with the batch; the learning rate is scaled linearly with the batch
-to keep the per-pair step (``lr / batch`` ≈ 0.029 for the nouns) — measured on an H200
-(``docs/how-to/wordnet-nouns.md``): 1024/30, 2048/60 and 4096/120 train alike per epoch,
-while 8192/240 diverged, so 4,096 is the largest batch of the recipe. ``scaled_lr`` applies
-the rule when a user changes the batch but not the learning rate.
+to keep the per-pair step (``lr / batch``: 0.059 for the nouns) — measured on an H200
+(``docs/how-to/wordnet-nouns.md``): without the step cap, 1024/30, 2048/60 and 4096/120
+trained alike per epoch while 8192/240 diverged; the cap (``max_step``) allowed 4096/240.
+``scaled_lr`` applies the rule when a user changes the batch but not the learning rate.
 
 float64 is part of the recipe: float32's boundary margin caps points at distance ≈ 6.2
 from the origin, too close for the 19 levels of the noun hierarchy (MAP 0.45 vs 0.82 in
@@ -38,10 +45,14 @@ RECIPES: dict[str, EmbedConfig] = {
     "mammals": EmbedConfig(),
     "nouns": EmbedConfig(
         dim=10,
-        epochs=3000,
-        lr=120.0,
+        epochs=2500,
+        lr=240.0,
+        max_step=0.3,
         negatives=50,
-        burn_in=20,
+        burn_in=500,
+        burn_in_lr_factor=0.01,
+        burn_in_negatives=5,
+        burn_in_unigram_power=1.0,
         batch_size=4096,
         dtype="float64",
         optimizer="rsgd",
