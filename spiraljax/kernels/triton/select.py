@@ -131,8 +131,10 @@ class FilterParams:
         of the matching slices of those chunks (fewer, larger groups on long rows).
       fused: rows of one chunk (``seg_len ≤ chunk``, chunk bounds only) go through one
         ``whole`` launch: scan and pick in one program per row, survivors placed by a
-        prefix count instead of atomics (``plan_filter`` sets it there; the scan's slot,
-        running-bound and pipelining options have nothing to do there).
+        prefix count instead of atomics (the scan's slot, running-bound and pipelining
+        options have nothing to do there). Off by default: slower on the H200
+        (2026-12-04: 8192×4096, k = 8: 0.268 ms against 0.182 for the two launches;
+        32768×2048, k = 32: 0.469 against 0.465).
       repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
         (fine for rows of up to ``SEGMENT`` keys); > 0 (long rows selected whole), by
         ``segk`` programs over segments of this many keys in parallel, then ``pick``.
@@ -436,7 +438,6 @@ def plan_filter(
         atomic=1,
         row_stride=stride,
         sparse=expect < nch,
-        fused=nch == 1 and bool(g) and not row_groups and seg_len == n,
     )
 
 
