@@ -15,6 +15,7 @@ runs a few of them in CI.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import os
 import sys
@@ -31,14 +32,20 @@ def _shapes():
     return [*GPU_SHAPES, *BETWEEN_SHAPES]
 
 
-def launches(rows: int, n: int, k: int, kind: str = "top", code: int = 0):
-    """The (name, constants, warps) of every launch of the default plan, merges included."""
+def launches(rows: int, n: int, k: int, kind: str = "top", code: int = 0, change=None):
+    """The (name, constants, warps) of every launch of the default plan, merges included;
+    ``change``: FilterParams fields set on the plan where they are valid for it."""
     from spiraljax.kernels.triton import select as fsel
 
     if kind == "mid":
         steps, _ = fsel._mid_launches(rows, n, k, fsel.plan_mid(n, k), code)
     else:
         p = fsel.plan_filter(n, k)
+        if change:
+            try:
+                p = dataclasses.replace(p, **change)
+            except ValueError:
+                pass  # not valid for this plan (e.g. raw with chunk bounds): the default
         nseg = -(-n // p.seg_len)
         steps = fsel._launches(rows, n, k, p, code, kind == "bottom", by_index=nseg > 1)
         if nseg > 1:  # the merge of the segments' candidates: a pick, or a plan of its own
@@ -98,7 +105,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="", help="R:C:K[:KIND],... (KIND top/bottom/mid)")
     ap.add_argument("--self-test", action="store_true", help="first check the check itself")
+    ap.add_argument("--set", default="", help="FIELD=INT,...: FilterParams fields to set")
+    ap.add_argument("--dtype", type=int, default=0, help="input encoding code (0 float32)")
     args = ap.parse_args(argv)
+    change = {f: int(v) for f, v in (a.split("=") for a in args.set.split(",") if a)}
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise SystemExit("unset TRITON_INTERPRET: the interpreter's kernels do not compile")
     if args.self_test:
@@ -111,7 +121,7 @@ def main(argv=None) -> int:
             cases.append((int(f[0]), int(f[1]), int(f[2]), f[3] if len(f) > 3 else "top"))
     failed = 0
     for rows, n, k, kind in cases:
-        for name, consts, warps in launches(rows, n, k, kind):
+        for name, consts, warps in launches(rows, n, k, kind, args.dtype, change):
             t0 = time.perf_counter()
             try:
                 compile_launch(name, consts, warps)

@@ -559,3 +559,64 @@ def test_bad_fused_parameters_are_refused(change):
     p = dataclasses.replace(fsel.plan_filter(2048, 16), fused=True)
     with pytest.raises(ValueError, match="fused"):
         dataclasses.replace(p, **change)
+
+
+# ---------------------------------------------------------------------------------------
+# The filtering scan on raw bits (``FilterParams.raw``, ``kernels.at_least``).
+
+
+def _special_rows(rows, n, dtype, seed):
+    """Rows mixing ±0, ±Inf, NaNs of both signs and payloads, subnormals and ties."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    m = rng.random((rows, n))
+    x[m < 0.03] = np.round(x[m < 0.03], 1)
+    x[(m > 0.3) & (m < 0.31)] = 0.0
+    x[(m > 0.4) & (m < 0.41)] = -0.0
+    x[(m > 0.5) & (m < 0.51)] = np.inf
+    x[(m > 0.6) & (m < 0.61)] = -np.inf
+    x[(m > 0.7) & (m < 0.705)] = 1e-40  # subnormal
+    bits = x.view(np.uint32)
+    nan = (m > 0.8) & (m < 0.81)
+    bits[nan] = 0x7F800001 + (rng.integers(0, 1 << 22, nan.sum()).astype(np.uint32))
+    neg = (m > 0.9) & (m < 0.91)
+    bits[neg] = 0xFF800001 + (rng.integers(0, 1 << 22, neg.sum()).astype(np.uint32))
+    return jnp.asarray(x).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32, jnp.uint32])
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+def test_raw_bound_scan_is_exact(dtype, kind):
+    n, k = 4096, 24
+    p = dataclasses.replace(fsel.plan_filter(n, k, chunk=512, refine=0), raw=True)
+    assert p.groups == 0 and p.row_groups
+    rng = np.random.default_rng(11)
+    if jnp.issubdtype(dtype, jnp.floating):
+        _check(_special_rows(3, n, dtype, 5), k, kind, p, expect_ok=None)
+        # bounds on either side of the fast path: all-negative rows (Top-K's bound < 0),
+        # all-positive rows (Bottom-K's), rows of NaNs and Infs only
+        neg = -jnp.abs(_data(rng, 2, n, jnp.float32)).astype(dtype) - 1
+        _check(neg, k, kind, p, expect_ok=None)
+        _check(-neg, k, kind, p, expect_ok=None)
+        odd = jnp.where(jnp.arange(n) % 3 == 0, jnp.nan, jnp.inf).astype(dtype)
+        _check(jnp.stack([odd, -odd]), k, kind, p, expect_ok=None)
+    _check(_data(rng, 2, n, dtype), k, kind, p)
+    _check(_data(rng, 2, n, dtype).at[1, :].set(1), k, kind, p, expect_ok=False)
+
+
+def test_raw_bound_scan_on_wide_rows():
+    n, k = 9000, 40
+    p = dataclasses.replace(fsel.plan_filter(n, k, segment=2048, chunk=512), raw=True)
+    assert p.repair_segment  # the mended pick reads segk's key-packed candidates
+    rng = np.random.default_rng(2)
+    for kind in ("top", "bottom"):
+        _check(_special_rows(2, n, jnp.float32, 3), k, kind, p, expect_ok=None)
+        x = _data(rng, 2, n, jnp.float32).at[0, :].set(2.0)
+        _check(x, k, kind, p, expect_ok=False)
+
+
+def test_raw_needs_a_scan_without_chunk_bounds():
+    p = fsel.plan_filter(4096, 8)
+    assert p.groups
+    with pytest.raises(ValueError, match="raw"):
+        dataclasses.replace(p, raw=True)

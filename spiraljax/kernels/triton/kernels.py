@@ -13,6 +13,9 @@ The kernels, each one pass; ``select.py`` chains them and says why the result is
   the row's candidate buffer, one atomic add per survivor, packed as
   ``key << 32 | ~index`` so that one signed 64-bit order is (key descending, index
   ascending).
+  ``RAW`` (mode 1 without chunk bounds): the bound is tested on the raw bits
+  (``at_least``: one or two compares a key instead of the order key) and the survivors
+  are appended as raw bits, which ``pick`` (``RAW``) turns into order keys.
   ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
   above it. ``MODE == 3`` (Mid-K, and the sampled row bound): writes the keys of a sample
   of the row (blocks of ``SB`` consecutive keys at even strides).
@@ -77,6 +80,41 @@ def order_key(b, DT: tl.constexpr, BOTTOM: tl.constexpr):
     if BOTTOM:
         key = ~key
     return key
+
+
+@triton.jit
+def at_least(b, t, DT: tl.constexpr, BOTTOM: tl.constexpr):
+    """``order_key(b, DT, BOTTOM) >= t`` on the raw bits ``b`` for a scalar bound ``t``.
+
+    Where t lies among the order keys of the non-negative floats up to +Inf (plus one for
+    Top-K: any bound of data with k positive values), one or two integer compares per key
+    decide it: Top-K keeps the bits b ≥ t (positive NaNs included, as their key is the
+    largest); Bottom-K keeps the negative bits b ≥ t ^ sign (a negative float's key is
+    −1 − its magnitude bits, NaNs included). Other bounds take the order key itself.
+    """
+    if DT == I32:
+        if BOTTOM:
+            keep = b <= ~t
+        else:
+            keep = b >= t
+    elif DT == U32:
+        keep = order_key(b, DT, BOTTOM) >= t
+    else:
+        if DT == F32:
+            inf: tl.constexpr = 0x7F800000
+            sign: tl.constexpr = -2147483648
+        else:
+            b = b.to(tl.int32)  # int16 bits, sign-extended
+            inf: tl.constexpr = 0x7F80 if DT == BF16 else 0x7C00
+            sign: tl.constexpr = -32768
+        if (t >= 0) & (t <= inf + 1 - BOTTOM):
+            if BOTTOM:
+                keep = (b < 0) & (b >= (t ^ sign))
+            else:
+                keep = b >= t
+        else:
+            keep = order_key(b, DT, BOTTOM) >= t
+    return keep
 
 
 @triton.jit
@@ -255,7 +293,12 @@ def scan(
     STAGES: tl.constexpr = 1,
     CSTRIDE: tl.constexpr = 1,
     SPARSE: tl.constexpr = 0,
+    RAW: tl.constexpr = 0,
 ):
+    if RAW:
+        # Mode 1 without chunk bounds: the bound is tested on the raw bits (at_least) and
+        # the survivors are appended as raw bits, which pick turns into order keys.
+        tl.static_assert((MODE == 1) & (G == 0))
     if PIPE > 1:
         # Modes 1 and 2 carry one bound across the program's chunks; mode 0 makes each of
         # its G groups the union of the matching slices of its PIPE chunks.
@@ -278,8 +321,11 @@ def scan(
         else:
             col = (c0 + j) * CSTRIDE * C + lane  # column inside the segment
         valid = (col < seg_len) & (start + col < n)
-        key = order_key(tl.load(x_ptr + base + col, mask=valid, other=0), DT, BOTTOM)
-        key = tl.where(valid, key, I32_MIN)
+        b = tl.load(x_ptr + base + col, mask=valid, other=0)
+        if RAW:
+            key = b.to(tl.int32)  # what append packs: the bits (int16 ones sign-extended)
+        else:
+            key = tl.where(valid, order_key(b, DT, BOTTOM), I32_MIN)
         if MODE == 0:
             gacc = tl.maximum(gacc, tl.max(key, axis=1))
         elif MODE == 3:
@@ -323,7 +369,10 @@ def scan(
                         prev = tl.atomic_max(run, biased)
                     t = tl.maximum(t, prev.to(tl.int32, bitcast=True) ^ I32_MIN)
                 t_prev = t
-                keep = valid & (key >= t)
+                if RAW:
+                    keep = valid & at_least(b, t, DT, BOTTOM)
+                else:
+                    keep = valid & (key >= t)
             if SPARSE:
                 # Most chunks keep nothing: one count over the tile skips the slot
                 # atomics and the 64-bit packing there (integer work the scan is bound by).
@@ -411,10 +460,12 @@ def pick(
     SEARCH: tl.constexpr = 0,
     KP: tl.constexpr = 1,
     NSP: tl.constexpr = 1,
+    RAW: tl.constexpr = 0,
 ):
     r = tl.program_id(0)
     i = tl.arange(0, CAP)
     cnt = tl.load(cnt_ptr + 2 * r)
+    fresh = cnt <= CAP  # the candidates are the scan's (else a repair's, in the scratch)
     src = cand_ptr.to(tl.pointer_type(tl.int64)) + r.to(tl.int64) * CAP
     off = r * 0  # sorted position of the first output
     if MID:
@@ -466,6 +517,11 @@ def pick(
             tl.debug_barrier()  # the scratch stores visible to every thread of the program
             cnt = cnt * 0 + K
     v = tl.load(src + i, mask=i < cnt, other=I64_MIN)
+    if RAW:
+        # The scan appended raw bits: their order keys, packed the same way.
+        hi = order_key((v >> 32).to(tl.int32), DT, BOTTOM)
+        packed = (hi.to(tl.int64) << 32) | (v & 0xFFFFFFFF)
+        v = tl.where((i < cnt) & fresh, packed, v)
     if SEARCH:
         # Only the K values of sorted positions off … off + K − 1 are sorted: found by a
         # 64-bit bitwise search over the tile (the packed values are distinct), moved to

@@ -135,6 +135,12 @@ class FilterParams:
         options have nothing to do there). Off by default: slower on the H200
         (2026-12-04: 8192×4096, k = 8: 0.268 ms against 0.182 for the two launches;
         32768×2048, k = 32: 0.469 against 0.465).
+      raw: without chunk bounds (``groups == 0``), the filtering scan tests the bound on
+        the raw bits (``kernels.at_least``: one or two integer compares a key where the
+        bound is a non-negative finite key, instead of the order key's seven operations)
+        and appends raw bits, which ``pick`` turns into order keys (the scan was bound by
+        its integer work: 47–58 % of DRAM peak under ncu). Not measured on a GPU yet: off
+        by default.
       repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
         (fine for rows of up to ``SEGMENT`` keys); > 0 (long rows selected whole), by
         ``segk`` programs over segments of this many keys in parallel, then ``pick``.
@@ -160,9 +166,15 @@ class FilterParams:
     bound_pipe: int = 1
     repair_segment: int = 0
     fused: bool = False
+    raw: bool = False
 
     def __post_init__(self):
         _check_launch(self)
+        if self.raw and (self.groups or self.fused):
+            raise ValueError(
+                f"raw needs a scan without chunk bounds (groups={self.groups}) and not "
+                f"fused (={self.fused})"
+            )
         if self.fused and (
             self.seg_len > self.chunk
             or not self.groups
@@ -600,6 +612,7 @@ def _launches(
                 HINT=int(bounded),
                 PIPE=p.pipeline,
                 STAGES=p.stages,
+                RAW=int(p.raw),
             ),
             p.warps,
             ("cnt",),
@@ -636,6 +649,7 @@ def _launches(
                 BOTTOM=int(bottom),
                 SEARCH=int(p.search_pick),
                 KP=_pow2ceil(k),
+                RAW=int(p.raw),
             ),
             p.pick_warps,
             (),
