@@ -584,12 +584,15 @@ def _special_rows(rows, n, dtype, seed):
     return jnp.asarray(x).astype(dtype)
 
 
+@pytest.mark.parametrize("raw", [True, False])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32, jnp.uint32])
 @pytest.mark.parametrize("kind", ["top", "bottom"])
-def test_raw_bound_scan_is_exact(dtype, kind):
+def test_raw_bound_scan_is_exact(dtype, kind, raw):
+    # the plans' default (raw bits) and the order keys, on the same rows
     n, k = 4096, 24
-    p = dataclasses.replace(fsel.plan_filter(n, k, chunk=512, refine=0), raw=True)
-    assert p.groups == 0 and p.row_groups
+    base = fsel.plan_filter(n, k, chunk=512, refine=0)
+    assert base.groups == 0 and base.row_groups and base.raw
+    p = dataclasses.replace(base, raw=raw)
     rng = np.random.default_rng(11)
     if jnp.issubdtype(dtype, jnp.floating):
         _check(_special_rows(3, n, dtype, 5), k, kind, p, expect_ok=None)
@@ -617,6 +620,7 @@ def test_raw_bound_scan_on_wide_rows():
 
 def test_raw_needs_a_scan_without_chunk_bounds():
     p = fsel.plan_filter(4096, 8)
-    assert p.groups
+    assert p.groups and not p.raw
+    assert fsel.plan_filter(65536, 16).raw and fsel.plan_filter(1 << 26, 1024).raw
     with pytest.raises(ValueError, match="raw"):
         dataclasses.replace(p, raw=True)

@@ -243,6 +243,26 @@ def top_packed(src, m, out64, r, K: tl.constexpr, RB: tl.constexpr):
 
 
 @triton.jit
+def chunk_bound(key, valid, K: tl.constexpr, REFINE: tl.constexpr):
+    """A safe bound of a [G, C / G] tile of keys (invalid ones I32_MIN): G ≥ K groups each
+    hold a key ≥ the least group maximum (over the groups with a valid key; fewer than K
+    of them: no bound), raised by REFINE bisection steps in key space, each verified by a
+    count."""
+    gmax = tl.max(key, axis=1)
+    gvalid = tl.max(valid.to(tl.int32), axis=1)
+    lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
+    lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
+    if REFINE > 0:
+        hi = tl.max(gmax, axis=0)
+        for _ in range(REFINE):
+            mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
+            got = tl.sum(tl.sum((key >= mid).to(tl.int32), axis=1), axis=0)
+            lo = tl.where(got >= K, mid, lo)
+            hi = tl.where(got >= K, hi, mid - 1)
+    return lo
+
+
+@triton.jit
 def append(keep, key, col, start, r, cnt_ptr, cand_ptr, CAP: tl.constexpr, ATOMIC: tl.constexpr):
     """Appends the kept keys of a tile to row r's candidate buffer (packed)."""
     if ATOMIC == 2:
@@ -339,21 +359,7 @@ def scan(
             else:
                 t = r * 0 + I32_MIN
                 if G > 0:
-                    # G >= K groups each hold a key >= the least group maximum: a safe
-                    # bound (over the groups with a valid key; fewer than K: no bound).
-                    gmax = tl.max(key, axis=1)
-                    gvalid = tl.max(valid.to(tl.int32), axis=1)
-                    lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
-                    lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
-                    if REFINE > 0:
-                        # Bisection in key space, every step verified by a count: safe.
-                        hi = tl.max(gmax, axis=0)
-                        for _ in range(REFINE):
-                            mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
-                            got = tl.sum(tl.sum((key >= mid).to(tl.int32), axis=1), axis=0)
-                            lo = tl.where(got >= K, mid, lo)
-                            hi = tl.where(got >= K, hi, mid - 1)
-                    t = lo
+                    t = chunk_bound(key, valid, K, REFINE)
                 if HINT:
                     t = tl.maximum(t, tl.load(thr_ptr + r))
                 # Every bound found is a lower bound of the row's k-th key: keep the best.
@@ -584,17 +590,7 @@ def whole(
     valid = lane < n
     b = tl.load(x_ptr + r.to(tl.int64) * n + lane, mask=valid, other=0)
     key = tl.where(valid, order_key(b, DT, BOTTOM), I32_MIN)
-    gmax = tl.max(key, axis=1)
-    gvalid = tl.max(valid.to(tl.int32), axis=1)
-    lo = tl.min(tl.where(gvalid > 0, gmax, 2147483647), axis=0)
-    lo = tl.where(tl.sum(gvalid, axis=0) >= K, lo, I32_MIN)
-    if REFINE > 0:
-        hi = tl.max(gmax, axis=0)
-        for _ in range(REFINE):
-            mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
-            got = tl.sum(tl.sum((valid & (key >= mid)).to(tl.int32), axis=1), axis=0)
-            lo = tl.where(got >= K, mid, lo)
-            hi = tl.where(got >= K, hi, mid - 1)
+    lo = chunk_bound(key, valid, K, REFINE)
     keep = valid & (key >= lo)
     ki = keep.to(tl.int32)
     per_group = tl.sum(ki, axis=1)
