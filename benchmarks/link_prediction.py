@@ -88,7 +88,8 @@ PUBLISHED = {
 EMBED = {
     # the reference recipe's lr per pair (0.3 at batch 10), in batches of 50
     "quick": dict(epochs=100, lr=1.5, batch_size=50, negatives=50, burn_in=10),
-    # the nouns recipe (spiraljax.embedding.recipes), 1000 epochs
+    # the nouns recipe of 2026-12-03, 1000 epochs (the figures of link_prediction.md; the
+    # shipped recipe has since moved to lr 240, step cap 0.3 and the reference burn-in)
     "full": dict(
         epochs=1000, lr=120.0, batch_size=4096, negatives=50, burn_in=20, lr_schedule="cosine"
     ),
