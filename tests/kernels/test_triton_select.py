@@ -364,7 +364,7 @@ def test_select_midk_has_no_fallback_branch():
 
 def test_midk_plan_defaults():
     p = fsel.plan_mid(65536, 16)
-    assert (p.atomic, p.warps, p.sparse) == (1, 16, False)
+    assert (p.atomic, p.warps, p.sparse, p.search_pick) == (1, 16, False, True)
 
 
 @pytest.mark.parametrize(

@@ -125,8 +125,9 @@ class FilterParams:
         64×1048576 bfloat16, k = 256: 0.259 against 0.305); where most chunks keep
         some, the count only costs (8192×4096, k = 8: 0.153 against 0.145).
       search_pick: ``pick`` finds its k among the buffer by a 64-bit bitwise search and
-        sorts only those (pow2 ≥ k slots) instead of the whole buffer (not measured on a
-        GPU yet: off by default).
+        sorts only those (pow2 ≥ k slots) instead of the whole buffer. Off for Top-K
+        (H200, 2026-12-04: 1024×65536, k = 1024, no faster than sorting its 2048 slots);
+        Mid-K's default, where the band's 4096 slots hold few of the wanted ranks.
       bound_pipe: sampled chunks per row-bound program; each of its groups is the union
         of the matching slices of those chunks (fewer, larger groups on long rows).
       fused: rows of one chunk (``seg_len ≤ chunk``, chunk bounds only) go through one
