@@ -127,7 +127,7 @@ def variants(n, k):
             if q.warps == 4:
                 out[f"r{st}w8"] = rep(q, warps=8)
     out["sparse" if not base.sparse else "dense"] = rep(base, sparse=not base.sparse)
-    if not base.groups and not base.fused:  # the bound tested on the raw bits
+    if not base.fused:  # the bounds found and tested on the raw bits
         out["raw" if not base.raw else "keyed"] = rep(base, raw=not base.raw)
     if base.seg_len <= base.chunk and base.groups and not base.search_pick:
         out["fused" if not base.fused else "unfused"] = rep(base, fused=not base.fused)

@@ -47,14 +47,15 @@ def test_long_row_launches_compile_for_sm90():
 
 @pytest.mark.skipif(not _can_compile_for_cuda(), reason="needs triton with its CUDA backend")
 def test_raw_bound_launches_compile_for_sm90():
-    # FilterParams.raw: the scan's at_least (a scalar branch between the raw-bits compare
-    # and the order key) and pick's conversion, for bfloat16 Bottom-K (the 16-bit path).
+    # FilterParams.raw: the scan's at_least and raw_chunk_bound (scalar branches between
+    # the raw-bits path and the order keys) and pick's conversion, for bfloat16 (the
+    # 16-bit path), Bottom-K with the row bound, Top-K with chunk bounds.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(ROOT)
     script = ROOT / "scripts" / "triton_compile_check.py"
     cmd = [sys.executable, str(script), "--set", "raw=1", "--dtype", "1"]
-    cmd += ["--shapes", "1024:65536:16:bottom"]
+    cmd += ["--shapes", "1024:65536:16:bottom,8192:4096:8"]  # row bound; chunk bounds
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     done = [line.split()[3] for line in res.stdout.splitlines() if line.endswith(" ok")]
-    assert done == ["scan", "kth", "scan", "pick"], res.stdout
+    assert done == ["scan", "kth", "scan", "pick", "scan", "pick"], res.stdout

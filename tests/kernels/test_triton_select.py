@@ -618,9 +618,33 @@ def test_raw_bound_scan_on_wide_rows():
         _check(x, k, kind, p, expect_ok=False)
 
 
-def test_raw_needs_a_scan_without_chunk_bounds():
+def test_raw_defaults_and_refusals():
     p = fsel.plan_filter(4096, 8)
-    assert p.groups and not p.raw
+    assert p.groups and not p.raw  # chunk bounds: raw not measured yet, off
     assert fsel.plan_filter(65536, 16).raw and fsel.plan_filter(1 << 26, 1024).raw
     with pytest.raises(ValueError, match="raw"):
-        dataclasses.replace(p, raw=True)
+        dataclasses.replace(p, raw=True, fused=True)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32])
+@pytest.mark.parametrize("kind", ["top", "bottom"])
+@pytest.mark.parametrize(("n", "k", "refine"), [(4096, 8, 0), (2048, 32, 4), (3000, 16, 4)])
+def test_raw_chunk_bounds_are_exact(n, k, refine, kind, dtype):
+    # raw_chunk_bound: group maxima from the bits where every group holds a key of the
+    # selected sign, the keys elsewhere (all-negative rows for Top-K, all-positive for
+    # Bottom-K, NaN/Inf rows); bisection steps counted with at_least
+    p = dataclasses.replace(fsel.plan_filter(n, k, refine=refine), raw=True, refine=refine)
+    assert p.groups and not p.row_groups
+    rng = np.random.default_rng(n + k + refine)
+    _check(_data(rng, 2, n, dtype), k, kind, p)
+    if jnp.issubdtype(dtype, jnp.floating):
+        _check(_special_rows(2, n, dtype, 7), k, kind, p, expect_ok=None)
+        neg = -jnp.abs(_data(rng, 2, n, jnp.float32)).astype(dtype) - 1
+        _check(neg, k, kind, p, expect_ok=None)
+        _check(-neg, k, kind, p, expect_ok=None)
+        # one group of the chunk all negative (Top-K) / all positive (Bottom-K) only
+        x = np.array(_data(rng, 1, n, jnp.float32))
+        w = p.chunk // p.groups  # the first group of the chunk: its first w keys
+        x[0, :w] = -np.abs(x[0, :w]) if kind == "top" else 1 + np.abs(x[0, :w])
+        _check(jnp.asarray(x).astype(dtype), k, kind, p, expect_ok=None)
+    _check(_data(rng, 2, n, dtype).at[0, :].set(1), k, kind, p, expect_ok=False)

@@ -13,9 +13,9 @@ The kernels, each one pass; ``select.py`` chains them and says why the result is
   the row's candidate buffer, one atomic add per survivor, packed as
   ``key << 32 | ~index`` so that one signed 64-bit order is (key descending, index
   ascending).
-  ``RAW`` (mode 1 without chunk bounds): the bound is tested on the raw bits
-  (``at_least``: one or two compares a key instead of the order key) and the survivors
-  are appended as raw bits, which ``pick`` (``RAW``) turns into order keys.
+  ``RAW`` (mode 1): the bound is tested on the raw bits (``at_least``: one or two
+  compares a key instead of the order key; a chunk's own bound by ``raw_chunk_bound``)
+  and the survivors are appended as raw bits, which ``pick`` (``RAW``) turns into keys.
   ``MODE == 2`` (Mid-K): keeps the keys inside a band ``[lo, hi]`` and counts the keys
   above it. ``MODE == 3`` (Mid-K, and the sampled row bound): writes the keys of a sample
   of the row (blocks of ``SB`` consecutive keys at even strides).
@@ -263,6 +263,45 @@ def chunk_bound(key, valid, K: tl.constexpr, REFINE: tl.constexpr):
 
 
 @triton.jit
+def raw_chunk_bound(
+    b, valid, K: tl.constexpr, REFINE: tl.constexpr, DT: tl.constexpr, BOTTOM: tl.constexpr
+):
+    """``chunk_bound`` of the order keys of the raw bits ``b`` (int32; 16-bit floats
+    sign-extended), mostly without computing them. Where every group with a valid key
+    holds a non-negative float (Top-K) or a negative one (Bottom-K), each group's maximum
+    key comes from its maximum bits (Top-K: the order key is monotone on the non-negative
+    bits) or its largest negative magnitude bits (Bottom-K: a negative float's key is its
+    magnitude bits; a NaN's is larger still, so the bound only gets lower: still safe);
+    the bisection steps count with ``at_least``. Elsewhere: the keys and ``chunk_bound``."""
+    if (DT == I32) | (DT == U32):
+        lo = chunk_bound(tl.where(valid, order_key(b, DT, BOTTOM), I32_MIN), valid, K, REFINE)
+    else:
+        sign = I32_MIN if DT == F32 else -32768
+        if BOTTOM:
+            g = tl.max(tl.where(valid & (b < 0), b ^ sign, -1), axis=1)
+        else:
+            g = tl.max(tl.where(valid, b, -1), axis=1)
+        gvalid = tl.max(valid.to(tl.int32), axis=1)
+        least = tl.min(tl.where(gvalid > 0, g, 2147483647), axis=0)
+        if (least >= 0) & (tl.sum(gvalid, axis=0) >= K):
+            if BOTTOM:
+                lo = least
+                hi = tl.max(g, axis=0)
+            else:
+                lo = order_key(least, DT, BOTTOM)
+                hi = order_key(tl.max(g, axis=0), DT, BOTTOM)
+            for _ in range(REFINE):
+                mid = ((lo.to(tl.int64) + hi.to(tl.int64) + 1) >> 1).to(tl.int32)
+                got = tl.sum(tl.sum((valid & at_least(b, mid, DT, BOTTOM)).to(tl.int32), 1), 0)
+                lo = tl.where(got >= K, mid, lo)
+                hi = tl.where(got >= K, hi, mid - 1)
+        else:
+            key = tl.where(valid, order_key(b, DT, BOTTOM), I32_MIN)
+            lo = chunk_bound(key, valid, K, REFINE)
+    return lo
+
+
+@triton.jit
 def append(keep, key, col, start, r, cnt_ptr, cand_ptr, CAP: tl.constexpr, ATOMIC: tl.constexpr):
     """Appends the kept keys of a tile to row r's candidate buffer (packed)."""
     if ATOMIC == 2:
@@ -316,9 +355,9 @@ def scan(
     RAW: tl.constexpr = 0,
 ):
     if RAW:
-        # Mode 1 without chunk bounds: the bound is tested on the raw bits (at_least) and
-        # the survivors are appended as raw bits, which pick turns into order keys.
-        tl.static_assert((MODE == 1) & (G == 0))
+        # Mode 1: the bounds are found and tested on the raw bits (raw_chunk_bound,
+        # at_least) and the survivors appended as raw bits, which pick turns into keys.
+        tl.static_assert(MODE == 1)
     if PIPE > 1:
         # Modes 1 and 2 carry one bound across the program's chunks; mode 0 makes each of
         # its G groups the union of the matching slices of its PIPE chunks.
@@ -359,7 +398,10 @@ def scan(
             else:
                 t = r * 0 + I32_MIN
                 if G > 0:
-                    t = chunk_bound(key, valid, K, REFINE)
+                    if RAW:
+                        t = raw_chunk_bound(key, valid, K, REFINE, DT, BOTTOM)
+                    else:
+                        t = chunk_bound(key, valid, K, REFINE)
                 if HINT:
                     t = tl.maximum(t, tl.load(thr_ptr + r))
                 # Every bound found is a lower bound of the row's k-th key: keep the best.

@@ -145,7 +145,9 @@ class FilterParams:
         ms, raw against keyed: 1024×65536, k = 16: 0.167 / 0.179, bfloat16 0.126 /
         0.196, Bottom-K 0.146 / 0.161, k = 1024 0.434 / 0.438; 4096×32768, k = 50:
         0.342 / 0.377; 64×1048576, k = 256: 0.200 / 0.225; 1×2²⁶, k = 1024: 0.212 /
-        0.219).
+        0.219). With chunk bounds (``kernels.raw_chunk_bound``: group maxima from the raw
+        bits where every group holds a key of the selected sign) it is not measured yet:
+        there the plans leave it off.
       repair_segment: 0, a row that overflows its buffer is repaired by ``pick`` alone
         (fine for rows of up to ``SEGMENT`` keys); > 0 (long rows selected whole), by
         ``segk`` programs over segments of this many keys in parallel, then ``pick``.
@@ -175,11 +177,8 @@ class FilterParams:
 
     def __post_init__(self):
         _check_launch(self)
-        if self.raw and (self.groups or self.fused):
-            raise ValueError(
-                f"raw needs a scan without chunk bounds (groups={self.groups}) and not "
-                f"fused (={self.fused})"
-            )
+        if self.raw and self.fused:
+            raise ValueError("raw and fused exclude each other: whole has no raw path")
         if self.fused and (
             self.seg_len > self.chunk
             or not self.groups
