@@ -24,14 +24,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from _common import environment, write_results
 
 from spiraljax.kernels import topk
-from spiraljax.kernels.timing import time_calls
+from spiraljax.kernels.timing import reference_check, time_calls
 from spiraljax.kernels.triton import ffi
 from spiraljax.kernels.triton import select as fsel
 
@@ -60,15 +59,7 @@ def timed(f, xs, check=None, reps=15, sync=None):
 def bench(rows, cols, k, torch):
     keys = jax.random.split(jax.random.PRNGKey(rows + cols + k), 3)
     xs = [jax.random.normal(kk, (rows, cols), jnp.float32) for kk in keys]
-    ref_f = jax.jit(lambda x: topk(x, k, implementation="xla"))
-    refs = [ref_f(x) for x in xs]
-
-    def check(out, i):
-        ok = np.array_equal(np.asarray(out[1]), np.asarray(refs[i][1])) and np.array_equal(
-            np.asarray(out[0]).view(np.uint32), np.asarray(refs[i][0]).view(np.uint32)
-        )
-        if not ok:
-            raise AssertionError(f"{rows}x{cols} k={k}: not bit-identical to the XLA path")
+    check = reference_check("top", xs, k)  # values and indices, bit for bit
 
     row = {"rows": rows, "cols": cols, "k": k}
     for name, use in (("legacy", False), ("ffi", True)):

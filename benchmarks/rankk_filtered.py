@@ -137,7 +137,7 @@ def variants(n, k):
         for w in (4, 16):
             out[f"pw{w}"] = rep(base, pick_warps=w)
     if base.capacity >= 4 * k:  # pick sorts only its k (found by a bitwise search)
-        out["search"] = rep(base, search_pick=True, fused=False)
+        out["search"] = rep(base, search_pick=True)
     # the sampled row bound lost to the chunk bounds everywhere on 2026-12-03 (n/32 … n/4
     # by 1.1–9×), as did one reservation atomic per program (ua2): one of each kept
     out["ua2"] = rep(u, atomic=2)

@@ -62,25 +62,8 @@ def time_calls(
       check: ``check(out, i)`` verifies one output per batch (``i`` indexes ``inputs``).
       sync: synchroniser for non-JAX outputs (default ``jax.block_until_ready``).
     """
-    sync = sync or _block
-    m = len(inputs)
-    for w in range(warmup):
-        out = fn(inputs[w % m])
-        sync(out)
-        if check is not None:
-            check(out, w % m)
-    times = []
-    c = 0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            out = fn(inputs[c % m])
-            c += 1
-        sync(out)
-        times.append((time.perf_counter() - t0) / batch)
-        if check is not None:
-            check(out, (c - 1) % m)
-    return float(np.median(times) * 1e3)
+    entries = {"fn": (fn, inputs, check, sync)}
+    return time_interleaved(entries, reps=reps, batch=batch, warmup=warmup)["fn"]
 
 
 def time_interleaved(

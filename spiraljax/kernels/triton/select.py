@@ -1035,8 +1035,7 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
         )
     ]
     consts = []
-    both = all(1 <= j <= m for _, j, _ in ends)
-    if both:
+    if all(1 <= j <= m for _, j, _ in ends):
         # both ends of the band in one launch (one read of the sample)
         steps.append(
             (
@@ -1049,21 +1048,22 @@ def _mid_launches(rows: int, n: int, k: int, p: MidParams, code: int):
                 (),
             )
         )
-    for name, j, default in () if both else ends:
-        if 1 <= j <= m:
-            steps.append(
-                (
-                    "kth",
-                    (rows,),
-                    ("gm",),
-                    ((name, (rows,), np.int32),),
-                    dict(ng=p.sample, GP=p.sample, K=j, SEARCH=1),
-                    8,
-                    (),
+    else:
+        for name, j, default in ends:
+            if 1 <= j <= m:
+                steps.append(
+                    (
+                        "kth",
+                        (rows,),
+                        ("gm",),
+                        ((name, (rows,), np.int32),),
+                        dict(ng=p.sample, GP=p.sample, K=j, SEARCH=1),
+                        8,
+                        (),
+                    )
                 )
-            )
-        else:
-            consts.append((name, default))  # the band is open on this side
+            else:
+                consts.append((name, default))  # the band is open on this side
     nch = -(-n // p.chunk)
     steps.append(
         (
